@@ -1,0 +1,40 @@
+# earshot: the two commands a new user types are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.earshot-installed
+
+.PHONY: help setup build test demo bench clean native-check
+
+help:
+	@echo "make demo   - build a catalog from real music and recognise damaged excerpts"
+	@echo "make test   - install what is needed and run the whole test suite"
+	@echo "make build  - rebuild the C kernels into the virtual environment"
+	@echo "make bench  - run the benchmarks (slow; installs the music corpus)"
+
+# System packages (Debian / Raspberry Pi OS), installed when run as root.
+setup:
+	@bash scripts/setup-system
+
+$(STAMP): pyproject.toml setup.py
+	@bash scripts/setup-system
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+build: $(STAMP)
+	$(PIP) install --quiet --no-build-isolation --no-deps -e .
+
+test: $(STAMP) build
+	$(PY) -m pytest -q
+
+demo: $(STAMP) build
+	$(PY) scripts/demo.py
+
+bench: $(STAMP) build
+	$(PY) scripts/bench_recognition.py
+
+clean:
+	rm -rf build dist *.egg-info daemon/*.egg-info daemon/earshot/_native*.so daemon/earshot/_native.c

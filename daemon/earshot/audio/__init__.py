@@ -1,0 +1,1 @@
+"""Audio in: decoding files, mixing, resampling (and later, live sources)."""

@@ -1,0 +1,59 @@
+"""The `earshot` command line: one module per subcommand, errors as one clear line.
+
+Exit codes: 0 success; 1 some inputs failed (the rest done); 2 usage error;
+65 bad audio input; 66 catalog missing or unusable; 78 configuration error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import EarshotError
+
+# subcommand name -> module in this package that defines `register(subparsers)`
+COMMANDS = {
+    "ingest": "ingest",
+    "identify": "identify",
+    "catalog": "catalog",
+    "analyze": "analyze",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="earshot",
+        description="Recognise songs and measure loudness, from files or a microphone.",
+    )
+    parser.add_argument("--version", action="version", version=f"earshot {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS.values():
+        try:
+            mod = importlib.import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{module}":
+                raise
+            continue  # a command still being built
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except EarshotError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("earshot: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,58 @@
+"""Helpers shared by the subcommands: config loading, progress display, JSON lines."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..config import Config, load_config
+
+
+def config_from_args(args: Any) -> Config:
+    """The effective configuration for this invocation."""
+    return load_config(Path(args.config) if getattr(args, "config", None) else None)
+
+
+def print_json(obj: Any, stream: TextIO = sys.stdout) -> None:
+    """One JSON object per line, flushed (so pipes see results as they come)."""
+    stream.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+    stream.flush()
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr):
+        self.total, self.label, self.stream = total, label, stream
+        self.enabled = stream.isatty() and total > 0
+        self.done = 0
+        self._last = 0.0
+
+    def step(self, name: str = "") -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and self.done < self.total:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * self.done / self.total)
+        bar = "#" * filled + "-" * (width - filled)
+        tail = name[-40:]
+        self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} {tail:<40}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """Print a line above the bar."""
+        if self.enabled:
+            self.stream.write("\r" + " " * 100 + "\r")
+        self.stream.write(text + "\n")
+        self.stream.flush()

@@ -1,0 +1,45 @@
+"""cffi (API mode) builder for earshot's C kernels.
+
+Every kernel in native/ is a pair `<name>.c` + `<name>.h`; the declarations cffi needs
+are the part of each header between the `CFFI-BEGIN` and `CFFI-END` markers, so the
+header stays the single contract. All kernels go into one extension, `earshot._native`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+KERNELS = ["fft", "resample", "fingerprint", "loudness"]
+_MARKED = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
+
+
+def _declarations(header: Path) -> str:
+    """The cffi-visible part of a header (between the markers)."""
+    return "\n".join(_MARKED.findall(header.read_text()))
+
+
+def _present() -> list[str]:
+    return [k for k in KERNELS if (HERE / f"{k}.c").exists() and (HERE / f"{k}.h").exists()]
+
+
+ffibuilder = FFI()
+_kernels = _present()
+ffibuilder.cdef("\n".join(_declarations(HERE / f"{k}.h") for k in _kernels))
+_flags = ["-std=c99", "-O2", "-Wall", "-Wextra"]
+if os.environ.get("EARSHOT_NATIVE_WERROR"):
+    _flags.append("-Werror")
+ffibuilder.set_source(
+    "earshot._native",
+    "\n".join(f'#include "{k}.h"' for k in _kernels),
+    sources=[str((HERE / f"{k}.c").relative_to(HERE.parent)) for k in _kernels],
+    include_dirs=[str(HERE.relative_to(HERE.parent))],
+    extra_compile_args=_flags,
+    libraries=["m"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,365 @@
+/* Spectral-peak extraction (streaming) and peak-pair hashing. */
+#include "fingerprint.h"
+
+#include "fft.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+#define MAX_FANOUT 64
+
+struct es_fp {
+    es_fp_params p;
+    es_fft *fft;
+    float *window;   /* n_fft */
+    float *inbuf;    /* n_fft samples of the frame being filled */
+    int filled;
+    float *frame;    /* windowed frame */
+    float *power;    /* n_fft/2+1 */
+    int lo, nb;      /* first bin in band, bins in band */
+    int ring;        /* frames kept */
+    float *level;    /* ring x nb: dB */
+    float *fmax;     /* ring x nb: max over the frequency neighbourhood */
+    double *csum;    /* ring x (nb+1): prefix sums of level, for salience */
+    long frames;     /* frames computed so far */
+    long final;      /* frames whose peaks were emitted */
+    es_fp_peak *cand; /* candidates of one frame */
+    int cand_cap;
+};
+
+void es_fp_default_params(es_fp_params *p)
+{
+    p->sample_rate = 8000;
+    p->n_fft = 1024;
+    p->hop = 128;
+    p->fmin_hz = 100.0f;
+    p->fmax_hz = 3600.0f;
+    p->freq_radius = 8;
+    p->time_radius = 10;
+    p->salience_radius = 24;
+    p->min_salience_db = 6.0f;
+    p->floor_db = -90.0f;
+    p->max_peaks_per_frame = 2;
+}
+
+void es_hash_default_params(es_hash_params *hp)
+{
+    hp->fmin_hz = 100.0f;
+    hp->f1_per_octave = 12;
+    hp->df_per_octave = 24;
+    hp->max_doct = 1.5f;
+    hp->dt_min = 2;
+    hp->dt_max = 48;
+    hp->fanout = 4;
+}
+
+int es_fp_new(const es_fp_params *p, es_fp **out)
+{
+    *out = NULL;
+    if (p->sample_rate <= 0 || p->hop <= 0 || p->hop > p->n_fft || p->freq_radius < 1 ||
+        p->time_radius < 1 || p->salience_radius < 1 || p->max_peaks_per_frame < 1 ||
+        !(p->fmin_hz > 0.0f) || !(p->fmax_hz > p->fmin_hz))
+        return ES_FP_EINVAL;
+    es_fp *fp = calloc(1, sizeof *fp);
+    if (!fp)
+        return ES_FP_ENOMEM;
+    fp->p = *p;
+    fp->fft = es_fft_new(p->n_fft);
+    if (!fp->fft) {
+        free(fp);
+        return ES_FP_EINVAL;
+    }
+    const float bin_hz = (float)p->sample_rate / p->n_fft;
+    int lo = (int)ceilf(p->fmin_hz / bin_hz);
+    int hi = (int)floorf(p->fmax_hz / bin_hz);
+    if (lo < 1)
+        lo = 1;
+    if (hi > p->n_fft / 2 - 1)
+        hi = p->n_fft / 2 - 1;
+    if (hi - lo < 2 * p->freq_radius + 2) {
+        es_fp_free(fp);
+        return ES_FP_EINVAL;
+    }
+    fp->lo = lo;
+    fp->nb = hi - lo + 1;
+    fp->ring = 2 * p->time_radius + 2;
+    fp->cand_cap = fp->nb / 2 + 1;
+    fp->window = malloc(sizeof(float) * (size_t)p->n_fft);
+    fp->inbuf = malloc(sizeof(float) * (size_t)p->n_fft);
+    fp->frame = malloc(sizeof(float) * (size_t)p->n_fft);
+    fp->power = malloc(sizeof(float) * (size_t)(p->n_fft / 2 + 1));
+    fp->level = malloc(sizeof(float) * (size_t)fp->ring * fp->nb);
+    fp->fmax = malloc(sizeof(float) * (size_t)fp->ring * fp->nb);
+    fp->csum = malloc(sizeof(double) * (size_t)fp->ring * (fp->nb + 1));
+    fp->cand = malloc(sizeof(es_fp_peak) * (size_t)fp->cand_cap);
+    if (!fp->window || !fp->inbuf || !fp->frame || !fp->power || !fp->level || !fp->fmax ||
+        !fp->csum || !fp->cand) {
+        es_fp_free(fp);
+        return ES_FP_ENOMEM;
+    }
+    /* periodic Hann, scaled so a full-scale sine reads about 0 dB */
+    double wsum = 0.0;
+    for (int i = 0; i < p->n_fft; i++) {
+        fp->window[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / p->n_fft));
+        wsum += fp->window[i];
+    }
+    for (int i = 0; i < p->n_fft; i++)
+        fp->window[i] = (float)(fp->window[i] * 2.0 / wsum);
+    es_fp_reset(fp);
+    *out = fp;
+    return ES_FP_OK;
+}
+
+void es_fp_free(es_fp *fp)
+{
+    if (!fp)
+        return;
+    es_fft_free(fp->fft);
+    free(fp->window);
+    free(fp->inbuf);
+    free(fp->frame);
+    free(fp->power);
+    free(fp->level);
+    free(fp->fmax);
+    free(fp->csum);
+    free(fp->cand);
+    free(fp);
+}
+
+void es_fp_reset(es_fp *fp)
+{
+    fp->filled = 0;
+    fp->frames = 0;
+    fp->final = 0;
+}
+
+long es_fp_frames_final(const es_fp *fp) { return fp->final; }
+
+int es_fp_peaks_per_frame_max(const es_fp *fp) { return fp->p.max_peaks_per_frame; }
+
+static float *row(float *base, const es_fp *fp, long t) { return base + (size_t)(t % fp->ring) * fp->nb; }
+
+/* Spectrum of the buffered frame into ring slot `frames`. */
+static void analyse_frame(es_fp *fp)
+{
+    const es_fp_params *p = &fp->p;
+    for (int i = 0; i < p->n_fft; i++)
+        fp->frame[i] = fp->inbuf[i] * fp->window[i];
+    es_fft_power(fp->fft, fp->frame, fp->power);
+    float *lv = row(fp->level, fp, fp->frames);
+    float *mx = row(fp->fmax, fp, fp->frames);
+    double *cs = fp->csum + (size_t)(fp->frames % fp->ring) * (fp->nb + 1);
+    const float floor_db = p->floor_db;
+    cs[0] = 0.0;
+    for (int b = 0; b < fp->nb; b++) {
+        float db = 10.0f * log10f(fp->power[fp->lo + b] + 1e-12f);
+        lv[b] = db < floor_db ? floor_db : db;
+        cs[b + 1] = cs[b] + lv[b];
+    }
+    const int r = p->freq_radius;
+    for (int b = 0; b < fp->nb; b++) {
+        int a = b - r < 0 ? 0 : b - r;
+        int e = b + r >= fp->nb ? fp->nb - 1 : b + r;
+        float m = lv[a];
+        for (int k = a + 1; k <= e; k++)
+            if (lv[k] > m)
+                m = lv[k];
+        mx[b] = m;
+    }
+    fp->frames++;
+}
+
+static int by_salience_desc(const void *a, const void *b)
+{
+    const es_fp_peak *x = a, *y = b;
+    if (x->salience != y->salience)
+        return x->salience < y->salience ? 1 : -1;
+    return x->freq < y->freq ? -1 : (x->freq > y->freq ? 1 : 0);
+}
+
+static int by_freq(const void *a, const void *b)
+{
+    const es_fp_peak *x = a, *y = b;
+    return x->freq < y->freq ? -1 : (x->freq > y->freq ? 1 : 0);
+}
+
+static float parabola(float a, float b, float c)
+{
+    const float d = a - 2.0f * b + c;
+    if (d >= 0.0f)
+        return 0.0f;
+    float x = 0.5f * (a - c) / d;
+    return x < -0.5f ? -0.5f : (x > 0.5f ? 0.5f : x);
+}
+
+/*
+ * Peaks of frame t, given frames [t - time_radius, last] exist (later ones may be missing
+ * at the end of the stream, treated as lower). Ties: a value must beat earlier/lower
+ * neighbours strictly and equal-or-beat later/higher ones, so flat regions give nothing.
+ */
+static int emit_frame(es_fp *fp, long t, es_fp_peak *out)
+{
+    const es_fp_params *p = &fp->p;
+    const int nb = fp->nb, rf = p->freq_radius, rt = p->time_radius;
+    const float *lv = row(fp->level, fp, t);
+    const double *cs = fp->csum + (size_t)(t % fp->ring) * (nb + 1);
+    const float bin_hz = (float)p->sample_rate / p->n_fft;
+    int nc = 0;
+    long t0 = t - rt < 0 ? 0 : t - rt;
+    long t1 = t + rt > fp->frames - 1 ? fp->frames - 1 : t + rt;
+    for (int b = 1; b < nb - 1; b++) {
+        const float v = lv[b];
+        if (v <= p->floor_db)
+            continue;
+        /* local maximum along frequency, with the tie rule */
+        int ok = 1;
+        for (int k = (b - rf < 0 ? 0 : b - rf); k <= (b + rf >= nb ? nb - 1 : b + rf) && ok; k++) {
+            if (k < b && lv[k] >= v)
+                ok = 0;
+            else if (k > b && lv[k] > v)
+                ok = 0;
+        }
+        if (!ok)
+            continue;
+        for (long u = t0; u <= t1 && ok; u++) {
+            if (u == t)
+                continue;
+            const float m = row(fp->fmax, fp, u)[b];
+            if (u < t ? m >= v : m > v)
+                ok = 0;
+        }
+        if (!ok)
+            continue;
+        const int sa = b - p->salience_radius < 0 ? 0 : b - p->salience_radius;
+        const int se = b + p->salience_radius >= nb ? nb - 1 : b + p->salience_radius;
+        const float mean = (float)((cs[se + 1] - cs[sa]) / (se - sa + 1));
+        const float sal = v - mean;
+        if (sal < p->min_salience_db)
+            continue;
+        const float df = parabola(lv[b - 1], v, lv[b + 1]);
+        float dt = 0.0f;
+        if (t >= 1 && t + 1 < fp->frames)
+            dt = parabola(row(fp->level, fp, t - 1)[b], v, row(fp->level, fp, t + 1)[b]);
+        if (nc < fp->cand_cap) {
+            fp->cand[nc].time = (float)t + dt;
+            fp->cand[nc].freq = log2f((fp->lo + b + df) * bin_hz);
+            fp->cand[nc].salience = sal;
+            nc++;
+        }
+    }
+    if (nc > p->max_peaks_per_frame) {
+        qsort(fp->cand, (size_t)nc, sizeof *fp->cand, by_salience_desc);
+        nc = p->max_peaks_per_frame;
+    }
+    qsort(fp->cand, (size_t)nc, sizeof *fp->cand, by_freq);
+    memcpy(out, fp->cand, sizeof *out * (size_t)nc);
+    return nc;
+}
+
+int es_fp_process(es_fp *fp, const float *x, int n, es_fp_peak *out, int cap, int *n_out)
+{
+    const es_fp_params *p = &fp->p;
+    int used = 0, written = 0;
+    while (used < n) {
+        if (cap - written < p->max_peaks_per_frame)
+            break;
+        int take = p->n_fft - fp->filled;
+        if (take > n - used)
+            take = n - used;
+        memcpy(fp->inbuf + fp->filled, x + used, sizeof(float) * (size_t)take);
+        fp->filled += take;
+        used += take;
+        if (fp->filled < p->n_fft)
+            break;
+        analyse_frame(fp);
+        memmove(fp->inbuf, fp->inbuf + p->hop, sizeof(float) * (size_t)(p->n_fft - p->hop));
+        fp->filled = p->n_fft - p->hop;
+        /* frame t is final once t + time_radius + 1 exists (interpolation needs t + 1) */
+        long t = fp->frames - 1 - p->time_radius;
+        if (t >= 0) {
+            written += emit_frame(fp, t, out + written);
+            fp->final = t + 1;
+        }
+    }
+    *n_out = written;
+    return used;
+}
+
+int es_fp_flush(es_fp *fp, es_fp_peak *out, int cap)
+{
+    int written = 0;
+    while (fp->final < fp->frames && cap - written >= fp->p.max_peaks_per_frame) {
+        written += emit_frame(fp, fp->final, out + written);
+        fp->final++;
+    }
+    return written;
+}
+
+int es_fp_hash(const es_hash_params *hp, const es_fp_peak *peaks, int n_peaks, int first,
+               int end, float speed, unsigned int *hashes, float *times, int cap)
+{
+    if (hp->fanout < 1 || hp->fanout > MAX_FANOUT || hp->dt_max > 63 || hp->dt_min < 1 ||
+        hp->dt_min > hp->dt_max || !(speed > 0.0f) || first < 0 || end > n_peaks)
+        return ES_FP_EINVAL;
+    const float base = log2f(hp->fmin_hz);
+    const float shift = log2f(speed);
+    const int nd = (int)(2.0f * hp->max_doct * hp->df_per_octave);
+    int written = 0;
+    int sel[MAX_FANOUT];
+    for (int i = first; i < end; i++) {
+        const es_fp_peak *a = &peaks[i];
+        int ns = 0;
+        for (int j = i + 1; j < n_peaks; j++) {
+            const es_fp_peak *b = &peaks[j];
+            const float dt = (b->time - a->time) * speed;
+            if (dt >= hp->dt_max + 0.5f)
+                break;
+            if (dt < hp->dt_min - 0.5f)
+                continue;
+            const float df = b->freq - a->freq;
+            if (df <= -hp->max_doct || df >= hp->max_doct)
+                continue;
+            /* keep the fanout most salient, in a small sorted list (earliest wins ties) */
+            int pos = ns;
+            while (pos > 0 && peaks[sel[pos - 1]].salience < b->salience)
+                pos--;
+            if (pos >= hp->fanout)
+                continue;
+            int last = ns < hp->fanout ? ns : hp->fanout - 1;
+            for (int k = last; k > pos; k--)
+                sel[k] = sel[k - 1];
+            sel[pos] = j;
+            if (ns < hp->fanout)
+                ns++;
+        }
+        int q1 = (int)floorf((a->freq - shift - base) * hp->f1_per_octave);
+        if (q1 < 0)
+            q1 = 0;
+        if (q1 > 127)
+            q1 = 127;
+        for (int k = 0; k < ns; k++) {
+            const es_fp_peak *b = &peaks[sel[k]];
+            int qd = (int)floorf((b->freq - a->freq + hp->max_doct) * hp->df_per_octave);
+            if (qd < 0)
+                qd = 0;
+            if (qd >= nd)
+                qd = nd - 1;
+            int qt = (int)lrintf((b->time - a->time) * speed);
+            if (qt < hp->dt_min)
+                qt = hp->dt_min;
+            if (qt > hp->dt_max)
+                qt = hp->dt_max;
+            if (written >= cap)
+                return written;
+            hashes[written] = ((unsigned)q1 << 14) | ((unsigned)qd << 6) | (unsigned)qt;
+            times[written] = a->time * speed;
+            written++;
+        }
+    }
+    return written;
+}
