@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks (synthetic damage); not used by the daemon itself."""
