@@ -1,0 +1,335 @@
+"""The song catalog: one LMDB environment with named sub-databases.
+
+- `meta`: schema version and the fingerprint parameters the catalog was built with.
+- `tracks`: track id (u32 BE) → JSON metadata.
+- `digests`: content digest → track id, so the same audio is never stored twice.
+- `postings`: hash (u32 BE) → (track id u32 BE, anchor frame u32 BE), dupsort + dupfixed.
+- `track_hashes`: track id → the track's distinct hashes (sorted, delta-coded, zlib), so a
+  track's postings can be removed without scanning the whole index.
+
+LMDB gives one writer and many readers: `earshot ingest` can add tracks while the daemon
+reads; a reader sees them at its next transaction. Each track is added in one write
+transaction, so a crash or power cut never leaves half a track. The map grows when full.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import lmdb
+import numpy as np
+
+from .errors import CatalogError
+from .fingerprint import DEFAULT_PARAMS, FingerprintParams
+
+SCHEMA_VERSION = 1
+POSTING_DTYPE = np.dtype([("track", ">u4"), ("time", ">u4")])
+LOOKUP_DTYPE = np.dtype([("hash", ">u4"), ("track", ">u4"), ("time", ">u4")])
+_U32 = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Track:
+    """A catalog entry."""
+
+    track_id: int
+    title: str
+    artist: str | None
+    album: str | None
+    duration_s: float
+    source: str
+    digest: str
+    hashes: int
+    added: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id, "title": self.title, "artist": self.artist,
+            "album": self.album, "duration_s": round(self.duration_s, 3), "source": self.source,
+            "digest": self.digest, "hashes": self.hashes, "added": self.added,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Track":
+        return cls(
+            int(d["track_id"]), d["title"], d.get("artist"), d.get("album"),
+            float(d["duration_s"]), d["source"], d["digest"], int(d["hashes"]), float(d["added"]),
+        )
+
+
+@dataclass(frozen=True)
+class CatalogStats:
+    tracks: int
+    postings: int
+    distinct_hashes: int
+    hours: float
+    file_bytes: int
+    path: str
+
+
+def _pack_hashes(hashes: np.ndarray) -> bytes:
+    uniq = np.unique(hashes.astype(np.uint32))
+    deltas = np.diff(uniq, prepend=np.uint32(0)).astype("<u4")
+    return zlib.compress(deltas.tobytes(), 6)
+
+
+def _unpack_hashes(blob: bytes) -> np.ndarray:
+    deltas = np.frombuffer(zlib.decompress(blob), dtype="<u4")
+    return np.cumsum(deltas, dtype=np.uint64).astype(np.uint32)
+
+
+class Catalog:
+    """An open catalog. Use `Catalog.open(...)` as a context manager."""
+
+    def __init__(self, env: lmdb.Environment, path: Path, params: FingerprintParams, readonly: bool):
+        self.env, self.path, self.params, self.readonly = env, path, params, readonly
+        self._meta = env.open_db(b"meta", create=False) if readonly else env.open_db(b"meta")
+        opts: dict[str, Any] = {"create": not readonly}
+        self._tracks = env.open_db(b"tracks", **opts)
+        self._digests = env.open_db(b"digests", **opts)
+        self._postings = env.open_db(b"postings", dupsort=True, dupfixed=True, **opts)
+        self._track_hashes = env.open_db(b"track_hashes", **opts)
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, path: Path | str, *, create: bool = False, readonly: bool = False,
+        params: FingerprintParams = DEFAULT_PARAMS, map_size: int = 64 << 20,
+    ) -> "Catalog":
+        """Open (or with create=True, create) the catalog at `path` (a folder)."""
+        path = Path(path)
+        data_file = path / "data.mdb"
+        if not data_file.exists():
+            if path.exists() and not path.is_dir():
+                raise CatalogError(f"{path}: is a file, not a catalog folder")
+            if path.is_dir() and any(path.iterdir()) and not create:
+                raise CatalogError(f"{path}: is not an earshot catalog (no data.mdb)")
+            if not create:
+                raise CatalogError(
+                    f"{path}: no catalog here; build one with `earshot ingest --catalog {path} MUSIC_FOLDER`"
+                )
+            if path.is_dir() and any(path.iterdir()):
+                raise CatalogError(f"{path}: folder is not empty and is not an earshot catalog")
+            path.mkdir(parents=True, exist_ok=True)
+        if readonly and not os.access(data_file, os.R_OK):
+            raise CatalogError(f"{path}: catalog is not readable (permissions)")
+        try:
+            size = max(map_size, data_file.stat().st_size if data_file.exists() else 0)
+            env = lmdb.open(
+                str(path), max_dbs=8, map_size=size, readonly=readonly, lock=True,
+                subdir=True, readahead=False, meminit=False,
+            )
+        except lmdb.Error as exc:
+            raise CatalogError(f"{path}: cannot open catalog ({exc})") from None
+        try:
+            catalog = cls._attach(env, path, params, readonly)
+        except BaseException:
+            env.close()
+            raise
+        return catalog
+
+    @classmethod
+    def _attach(cls, env: lmdb.Environment, path: Path, params: FingerprintParams, readonly: bool) -> "Catalog":
+        try:
+            meta_db = env.open_db(b"meta", create=not readonly)
+        except lmdb.Error:
+            raise CatalogError(f"{path}: is not an earshot catalog (no meta record)") from None
+        with env.begin(db=meta_db) as txn:
+            raw = txn.get(b"meta")
+        expected = {"schema": SCHEMA_VERSION, "fingerprint": params.index_signature()}
+        if raw is None:
+            if readonly:
+                raise CatalogError(f"{path}: is not an earshot catalog (no meta record)")
+            with env.begin(write=True, db=meta_db) as txn:
+                txn.put(b"meta", json.dumps(expected, sort_keys=True).encode())
+                txn.put(b"next_track_id", _U32.pack(1))
+        else:
+            try:
+                meta = json.loads(raw)
+            except ValueError:
+                raise CatalogError(f"{path}: catalog meta record is corrupt") from None
+            if meta.get("schema") != SCHEMA_VERSION:
+                raise CatalogError(
+                    f"{path}: catalog schema {meta.get('schema')} is not the supported "
+                    f"{SCHEMA_VERSION}: rebuild it with `earshot ingest --rebuild --catalog {path} MUSIC`"
+                )
+            if meta.get("fingerprint") != expected["fingerprint"]:
+                diff = _describe_difference(meta.get("fingerprint", {}), expected["fingerprint"])
+                raise CatalogError(
+                    f"{path}: catalog was built with other fingerprint parameters ({diff}): "
+                    f"rebuild it with `earshot ingest --rebuild --catalog {path} MUSIC`"
+                )
+        return cls(env, path, params, readonly)
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- transactions --------------------------------------------------------------------
+    @contextmanager
+    def reader(self) -> Iterator[lmdb.Transaction]:
+        """A read transaction; follows the map when another process grew it."""
+        try:
+            txn = self.env.begin()
+        except lmdb.MapResizedError:
+            self.env.set_mapsize(0)
+            txn = self.env.begin()
+        try:
+            yield txn
+        finally:
+            txn.abort()
+
+    def _write(self, fn: Any) -> Any:
+        """Run fn(txn) in a write transaction, growing the map and retrying when full."""
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    return fn(txn)
+            except lmdb.MapFullError:
+                self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            except lmdb.MapResizedError:
+                self.env.set_mapsize(0)
+
+    # -- tracks --------------------------------------------------------------------------
+    def find_digest(self, digest: str) -> int | None:
+        with self.reader() as txn:
+            raw = txn.get(digest.encode(), db=self._digests)
+        return None if raw is None else _U32.unpack(raw)[0]
+
+    def add_track(
+        self, *, title: str, artist: str | None, album: str | None, duration_s: float,
+        source: str, digest: str, hashes: np.ndarray, times: np.ndarray,
+    ) -> tuple[int, bool]:
+        """Store a track and its postings atomically. Returns (track id, added); when the
+        digest is already stored, nothing is written and added is False."""
+        hashes = np.asarray(hashes, dtype=np.uint32)
+        frames = np.clip(np.rint(np.asarray(times, dtype=np.float64)), 0, 2**32 - 1).astype(np.uint32)
+        order = np.lexsort((frames, hashes))
+        keys = hashes[order].astype(">u4")
+        packed_hashes = _pack_hashes(hashes)
+
+        def write(txn: lmdb.Transaction) -> tuple[int, bool]:
+            existing = txn.get(digest.encode(), db=self._digests)
+            if existing is not None:
+                return _U32.unpack(existing)[0], False
+            track_id = _U32.unpack(txn.get(b"next_track_id", db=self._meta))[0]
+            txn.put(b"next_track_id", _U32.pack(track_id + 1), db=self._meta)
+            values = np.empty(len(keys), dtype=POSTING_DTYPE)
+            values["track"] = track_id
+            values["time"] = frames[order]
+            kb, vb = keys.tobytes(), values.tobytes()
+            items = ((kb[4 * i:4 * i + 4], vb[8 * i:8 * i + 8]) for i in range(len(keys)))
+            txn.cursor(db=self._postings).putmulti(items, dupdata=True, overwrite=True)
+            tid = _U32.pack(track_id)
+            track = Track(track_id, title, artist, album, float(duration_s), source, digest,
+                          int(len(keys)), time.time())
+            txn.put(tid, json.dumps(track.to_json(), ensure_ascii=False).encode(), db=self._tracks)
+            txn.put(digest.encode(), tid, db=self._digests)
+            txn.put(tid, packed_hashes, db=self._track_hashes)
+            return track_id, True
+
+        return self._write(write)
+
+    def remove_track(self, track_id: int) -> Track:
+        """Remove a track, its digest and every posting of it."""
+
+        def write(txn: lmdb.Transaction) -> Track:
+            tid = _U32.pack(track_id)
+            raw = txn.get(tid, db=self._tracks)
+            if raw is None:
+                raise CatalogError(f"no track {track_id} in the catalog")
+            track = Track.from_json(json.loads(raw))
+            blob = txn.get(tid, db=self._track_hashes)
+            cur = txn.cursor(db=self._postings)
+            for h in _unpack_hashes(blob) if blob else np.empty(0, np.uint32):
+                key = _U32.pack(int(h))
+                if not cur.set_range_dup(key, tid + b"\x00\x00\x00\x00"):
+                    continue
+                while cur.key() == key and cur.value()[:4] == tid:
+                    if not cur.delete():
+                        break
+                    if cur.key() != key:
+                        break
+            txn.delete(tid, db=self._tracks)
+            txn.delete(tid, db=self._track_hashes)
+            txn.delete(track.digest.encode(), db=self._digests)
+            return track
+
+        return self._write(write)
+
+    def get_track(self, track_id: int, txn: lmdb.Transaction | None = None) -> Track | None:
+        if txn is None:
+            with self.reader() as t:
+                return self.get_track(track_id, t)
+        raw = txn.get(_U32.pack(track_id), db=self._tracks)
+        return None if raw is None else Track.from_json(json.loads(raw))
+
+    def tracks(self) -> list[Track]:
+        with self.reader() as txn:
+            return [Track.from_json(json.loads(v)) for _, v in txn.cursor(db=self._tracks)]
+
+    def track_count(self) -> int:
+        with self.reader() as txn:
+            return int(txn.stat(self._tracks)["entries"])
+
+    def stats(self) -> CatalogStats:
+        with self.reader() as txn:
+            postings = txn.stat(self._postings)
+            tracks = [json.loads(v) for _, v in txn.cursor(db=self._tracks)]
+        data_file = self.path / "data.mdb"
+        return CatalogStats(
+            tracks=len(tracks),
+            postings=int(postings["entries"]),
+            distinct_hashes=self._distinct_hashes(),
+            hours=sum(t["duration_s"] for t in tracks) / 3600.0,
+            file_bytes=data_file.stat().st_size if data_file.exists() else 0,
+            path=str(self.path),
+        )
+
+    def _distinct_hashes(self) -> int:
+        with self.reader() as txn:
+            cur = txn.cursor(db=self._postings)
+            n = 0
+            if cur.first():
+                n = 1
+                while cur.next_nodup():
+                    n += 1
+            return n
+
+    # -- lookups -------------------------------------------------------------------------
+    def lookup(self, hashes: np.ndarray, txn: lmdb.Transaction | None = None) -> np.ndarray:
+        """Every posting of the given (distinct, sorted) hashes: a LOOKUP_DTYPE array."""
+        if txn is None:
+            with self.reader() as t:
+                return self.lookup(hashes, t)
+        if len(hashes) == 0:
+            return np.empty(0, LOOKUP_DTYPE)
+        keys = np.asarray(hashes, dtype=">u4").tobytes()
+        cur = txn.cursor(db=self._postings)
+        raw = cur.getmulti(
+            [keys[i:i + 4] for i in range(0, len(keys), 4)],
+            dupdata=True, dupfixed_bytes=8, keyfixed=True,
+        )
+        return np.frombuffer(raw, dtype=LOOKUP_DTYPE)
+
+
+def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    diffs = []
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section, {}), new.get(section, {})
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                diffs.append(f"{section}.{key}: catalog {a.get(key)!r}, now {b.get(key)!r}")
+    return "; ".join(diffs[:3]) or "unknown difference"

@@ -1,0 +1,223 @@
+"""Fingerprints: spectral peaks of mono audio (streaming, in C) and hashes of peak pairs.
+
+`PeakStream` wraps the C extractor: feed blocks of any size, get exactly the peaks of one
+call on the whole signal. `HashStream` turns peaks into hashes as soon as each anchor's
+target zone is complete, so the daemon can hash hop by hop. The catalog side and the query
+side use the same kernel with different densities: a query keeps more peaks and pairs, so
+the catalog's sparser hashes are (almost always) among the query's.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .errors import EarshotError
+from .native import ffi, float_ptr, lib, uint_ptr
+
+PEAK_DTYPE = np.dtype([("time", "<f4"), ("freq", "<f4"), ("salience", "<f4")], align=False)
+
+
+@dataclass(frozen=True)
+class PeakParams:
+    """Peak extraction (see native/fingerprint.h for each field)."""
+
+    sample_rate: int = 8000
+    n_fft: int = 1024
+    hop: int = 128
+    fmin_hz: float = 100.0
+    fmax_hz: float = 3600.0
+    freq_radius: int = 8
+    time_radius: int = 10
+    salience_radius: int = 24
+    min_salience_db: float = 6.0
+    floor_db: float = -90.0
+    max_peaks_per_frame: int = 2
+
+
+@dataclass(frozen=True)
+class HashParams:
+    """Pair hashing (see native/fingerprint.h for each field)."""
+
+    fmin_hz: float = 100.0
+    f1_per_octave: int = 12
+    df_per_octave: int = 24
+    max_doct: float = 1.5
+    dt_min: int = 2
+    dt_max: int = 48
+    fanout: int = 4
+
+
+@dataclass(frozen=True)
+class FingerprintParams:
+    """Everything that decides a catalog's hashes: stored in the catalog, checked on open.
+
+    `catalog_*` build the index; `query_*` are denser supersets used for lookups.
+    """
+
+    catalog_peaks: PeakParams = field(default_factory=PeakParams)
+    catalog_hash: HashParams = field(default_factory=HashParams)
+    query_peaks: PeakParams = field(
+        default_factory=lambda: PeakParams(time_radius=6, min_salience_db=4.0, max_peaks_per_frame=4)
+    )
+    query_hash: HashParams = field(default_factory=lambda: HashParams(fanout=10))
+
+    @property
+    def sample_rate(self) -> int:
+        return self.catalog_peaks.sample_rate
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.catalog_peaks.hop / self.catalog_peaks.sample_rate
+
+    def index_signature(self) -> dict[str, Any]:
+        """The parameters that must match between a catalog and its queries."""
+        return {"peaks": asdict(self.catalog_peaks), "hash": asdict(self.catalog_hash)}
+
+    def check_compatible(self) -> None:
+        """The query side must share the catalog side's analysis grid and hash layout."""
+        cp, qp = self.catalog_peaks, self.query_peaks
+        ch, qh = self.catalog_hash, self.query_hash
+        if (cp.sample_rate, cp.n_fft, cp.hop) != (qp.sample_rate, qp.n_fft, qp.hop) or replace(
+            ch, fanout=0
+        ) != replace(qh, fanout=0):
+            raise EarshotError("query and catalog fingerprint parameters are incompatible")
+
+
+DEFAULT_PARAMS = FingerprintParams()
+
+
+def _c_peak_params(p: PeakParams) -> Any:
+    c = ffi.new("es_fp_params *")
+    for name, value in asdict(p).items():
+        setattr(c, name, value)
+    return c
+
+
+def _c_hash_params(p: HashParams) -> Any:
+    c = ffi.new("es_hash_params *")
+    for name, value in asdict(p).items():
+        setattr(c, name, value)
+    return c
+
+
+class PeakStream:
+    """Streaming peak extraction at `params.sample_rate` (mono float32 blocks)."""
+
+    def __init__(self, params: PeakParams):
+        self.params = params
+        holder = ffi.new("es_fp **")
+        rc = lib.es_fp_new(_c_peak_params(params), holder)
+        if rc != lib.ES_FP_OK:
+            raise EarshotError(f"invalid fingerprint parameters ({params})")
+        self._fp = ffi.gc(holder[0], lib.es_fp_free)
+        self._per_frame = lib.es_fp_peaks_per_frame_max(self._fp)
+        self._n_out = ffi.new("int *")
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Feed a block; returns the peaks that became final (a PEAK_DTYPE array)."""
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        frames = len(block) // self.params.hop + 2
+        out = np.empty(frames * self._per_frame + self._per_frame, dtype=PEAK_DTYPE)
+        ptr = ffi.cast("es_fp_peak *", ffi.from_buffer(out))
+        src = float_ptr(block)
+        done = written = 0
+        while done < len(block):
+            if len(out) - written < self._per_frame:
+                out = np.concatenate([out, np.empty(len(out), dtype=PEAK_DTYPE)])
+                ptr = ffi.cast("es_fp_peak *", ffi.from_buffer(out))
+            done += lib.es_fp_process(
+                self._fp, src + done, len(block) - done, ptr + written, len(out) - written, self._n_out
+            )
+            written += self._n_out[0]
+        return out[:written]
+
+    def flush(self) -> np.ndarray:
+        """End of stream: the peaks of the last frames."""
+        out = np.empty((self.params.time_radius + 2) * self._per_frame, dtype=PEAK_DTYPE)
+        n = lib.es_fp_flush(self._fp, ffi.cast("es_fp_peak *", ffi.from_buffer(out)), len(out))
+        return out[:n]
+
+    @property
+    def frames_final(self) -> int:
+        """Frames whose peaks are final (later peaks have time > this - 1)."""
+        return int(lib.es_fp_frames_final(self._fp))
+
+    def reset(self) -> None:
+        lib.es_fp_reset(self._fp)
+
+
+def hash_peaks(
+    peaks: np.ndarray, params: HashParams, speed: float = 1.0, first: int = 0, end: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of anchors [first, end) of a time-ordered peak array, and the anchors' times
+    (frames, on the catalog's time scale). With `speed` s the audio is taken as played
+    s times too fast."""
+    end = len(peaks) if end is None else end
+    if end <= first:
+        return np.empty(0, np.uint32), np.empty(0, np.float32)
+    peaks = np.ascontiguousarray(peaks, dtype=PEAK_DTYPE)
+    cap = (end - first) * params.fanout
+    hashes = np.empty(cap, np.uint32)
+    times = np.empty(cap, np.float32)
+    n = lib.es_fp_hash(
+        _c_hash_params(params), ffi.cast("es_fp_peak *", ffi.from_buffer(peaks)), len(peaks),
+        first, end, float(speed), uint_ptr(hashes), float_ptr(times), cap,
+    )
+    if n < 0:
+        raise EarshotError("invalid hashing parameters")
+    return hashes[:n], times[:n]
+
+
+class HashStream:
+    """Peaks in, hashes out as soon as each anchor's target zone is complete.
+
+    Fed the peaks of a stream in any grouping, it yields exactly `hash_peaks` of the whole
+    peak array (for the given speed)."""
+
+    def __init__(self, params: HashParams, speed: float = 1.0):
+        self.params, self.speed = params, speed
+        self._peaks = np.empty(0, PEAK_DTYPE)
+        self._next = 0  # index of the next anchor to hash
+
+    def feed(self, peaks: np.ndarray, frames_final: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Add peaks; `frames_final` is the extractor's watermark (None: end of stream)."""
+        if len(peaks):
+            self._peaks = np.concatenate([self._peaks, peaks])
+        if frames_final is None:
+            end = len(self._peaks)
+        else:
+            # an anchor is complete when no future peak can fall in its zone
+            horizon = frames_final - 1 - (self.params.dt_max + 0.5) / self.speed
+            end = int(np.searchsorted(self._peaks["time"], horizon, side="left"))
+        hashes, times = hash_peaks(self._peaks, self.params, self.speed, self._next, end)
+        self._next = max(self._next, end)
+        # keep only peaks that can still be targets of unhashed anchors
+        if self._next > 256:
+            drop = self._next - 1
+            self._peaks = self._peaks[drop:]
+            self._next -= drop
+        return hashes, times
+
+
+@dataclass
+class Fingerprint:
+    """The peaks and hashes of a whole signal."""
+
+    peaks: np.ndarray
+    hashes: np.ndarray
+    times: np.ndarray  # anchor frames
+
+
+def extract_peaks(signal: np.ndarray, params: PeakParams) -> np.ndarray:
+    """All peaks of a whole mono signal at params.sample_rate."""
+    stream = PeakStream(params)
+    return np.concatenate([stream.process(signal), stream.flush()])
+
+
+def fingerprint_signal(signal: np.ndarray, peaks: PeakParams, hashing: HashParams) -> Fingerprint:
+    """Peaks and hashes of a whole mono signal at peaks.sample_rate."""
+    p = extract_peaks(signal, peaks)
+    h, t = hash_peaks(p, hashing)
+    return Fingerprint(p, h, t)
