@@ -28,6 +28,7 @@ struct es_fp {
     double *csum;    /* ring x (nb+1): prefix sums of level, for salience */
     long frames;     /* frames computed so far */
     long final;      /* frames whose peaks were emitted */
+    float *scratch;  /* 2 x nb, for the max filter */
     es_fp_peak *cand; /* candidates of one frame */
     int cand_cap;
 };
@@ -97,8 +98,9 @@ int es_fp_new(const es_fp_params *p, es_fp **out)
     fp->fmax = malloc(sizeof(float) * (size_t)fp->ring * fp->nb);
     fp->csum = malloc(sizeof(double) * (size_t)fp->ring * (fp->nb + 1));
     fp->cand = malloc(sizeof(es_fp_peak) * (size_t)fp->cand_cap);
+    fp->scratch = malloc(sizeof(float) * 2 * (size_t)fp->nb);
     if (!fp->window || !fp->inbuf || !fp->frame || !fp->power || !fp->level || !fp->fmax ||
-        !fp->csum || !fp->cand) {
+        !fp->csum || !fp->cand || !fp->scratch) {
         es_fp_free(fp);
         return ES_FP_ENOMEM;
     }
@@ -128,6 +130,7 @@ void es_fp_free(es_fp *fp)
     free(fp->fmax);
     free(fp->csum);
     free(fp->cand);
+    free(fp->scratch);
     free(fp);
 }
 
@@ -143,6 +146,27 @@ long es_fp_frames_final(const es_fp *fp) { return fp->final; }
 int es_fp_peaks_per_frame_max(const es_fp *fp) { return fp->p.max_peaks_per_frame; }
 
 static float *row(float *base, const es_fp *fp, long t) { return base + (size_t)(t % fp->ring) * fp->nb; }
+
+/*
+ * Sliding maximum over [b - r, b + r] (clipped at the edges) in O(n): the running
+ * maxima of blocks of 2r+1 from the left and from the right, combined per position.
+ */
+static void max_filter(const float *x, float *out, int n, int r, float *scratch)
+{
+    const int w = 2 * r + 1;
+    float *left = scratch, *right = scratch + n;
+    for (int i = 0; i < n; i++)
+        left[i] = (i % w == 0 || x[i] > left[i - 1]) ? x[i] : left[i - 1];
+    for (int i = n - 1; i >= 0; i--)
+        right[i] = (i == n - 1 || (i + 1) % w == 0 || x[i] > right[i + 1]) ? x[i] : right[i + 1];
+    for (int b = 0; b < n; b++) {
+        const int a = b - r < 0 ? 0 : b - r;
+        const int e = b + r >= n ? n - 1 : b + r;
+        /* [a, e] spans at most two blocks: right[a] covers a..block end, left[e] block start..e */
+        const float m1 = right[a], m2 = left[e];
+        out[b] = m1 > m2 ? m1 : m2;
+    }
+}
 
 /* Spectrum of the buffered frame into ring slot `frames`. */
 static void analyse_frame(es_fp *fp)
@@ -161,16 +185,7 @@ static void analyse_frame(es_fp *fp)
         lv[b] = db < floor_db ? floor_db : db;
         cs[b + 1] = cs[b] + lv[b];
     }
-    const int r = p->freq_radius;
-    for (int b = 0; b < fp->nb; b++) {
-        int a = b - r < 0 ? 0 : b - r;
-        int e = b + r >= fp->nb ? fp->nb - 1 : b + r;
-        float m = lv[a];
-        for (int k = a + 1; k <= e; k++)
-            if (lv[k] > m)
-                m = lv[k];
-        mx[b] = m;
-    }
+    max_filter(lv, mx, fp->nb, p->freq_radius, fp->scratch);
     fp->frames++;
 }
 
@@ -214,7 +229,7 @@ static int emit_frame(es_fp *fp, long t, es_fp_peak *out)
     long t1 = t + rt > fp->frames - 1 ? fp->frames - 1 : t + rt;
     for (int b = 1; b < nb - 1; b++) {
         const float v = lv[b];
-        if (v <= p->floor_db)
+        if (v <= p->floor_db || v < row(fp->fmax, fp, t)[b])
             continue;
         /* local maximum along frequency, with the tie rule */
         int ok = 1;
