@@ -20,7 +20,7 @@ setup:
 $(STAMP): pyproject.toml setup.py
 	@bash scripts/setup-system
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --upgrade pip 'setuptools>=68' wheel cffi
 	$(PIP) install --quiet -e '.[test]'
 	@touch $(STAMP)
 
