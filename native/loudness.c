@@ -1,0 +1,865 @@
+/* Streaming BS.1770 / EBU R128 loudness meter. The contract and the reasoning behind the
+ * gating structure are in loudness.h. */
+#include "loudness.h"
+#include "fft.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+#define NBINS 10000      /* 0.01 LU bins from -70 LUFS to +30 LUFS */
+#define BIN_PER_LU 100.0
+#define TP_TAPS 24       /* taps per polyphase branch */
+#define TP_BETA 7.0      /* Kaiser window shape */
+#define ABS_GATE_LUFS -70.0
+#define NONE -1.0        /* "no value" for energies, which are never negative */
+
+typedef struct {
+    uint64_t count;
+    double sum, comp; /* Neumaier-compensated sum of the energies in the bin */
+    double lo, hi;    /* smallest and largest energy in the bin */
+} gbin;
+
+/* Gating blocks (or short-term values) above the absolute gate. */
+typedef struct {
+    double *raw;   /* the first raw_cap values verbatim */
+    uint64_t raw_cap;
+    uint64_t n;    /* values stored so far */
+    gbin *bins;
+} gate;
+
+typedef struct {
+    gate blocks, shorts;
+    double max_m, max_s; /* energies, NONE when no window was complete */
+    double *spk, *tpk;   /* per channel, linear */
+    double band[ES_LOUD_BANDS];
+    uint64_t band_n;
+    double frames;
+    uint64_t since_step; /* steps completed since the scope started */
+} scope;
+
+struct es_loud {
+    int rate, ch, os, g, k, hop, flags;
+    double w[ES_LOUD_MAX_CHANNELS];
+    double kw[10];
+    double *kst;          /* 4 biquad states per channel */
+    float *buf;           /* per channel: TP_TAPS-1 history + g new samples */
+    int buf_len;
+    float *y;             /* g interpolated samples */
+    float *taps;          /* os * TP_TAPS */
+    float tap_l1;         /* largest absolute tap sum of a branch */
+    double *steps;        /* ring of the last 30 * k step energies */
+    int nsteps_ring;
+    uint64_t n_steps;
+    double step_acc;
+    int step_fill;
+    /* bands */
+    es_fft *fft;
+    int n_fft, mono_pos;
+    float *mono, *fft_in, *fft_pow, *hann;
+    int band_lo[ES_LOUD_BANDS], band_hi[ES_LOUD_BANDS];
+    double wsum;
+    /* per hop */
+    double hop_maxm, hop_maxs;
+    float *hop_spk, *hop_tpk;
+    scope all, mark;
+    /* WINDOW scope: one entry per hop */
+    int wcap, wpos;
+    uint64_t wn;
+    double *w_block, *w_short, *w_maxm, *w_maxs;
+    float *w_spk, *w_tpk, *w_band;
+    double *scratch;
+    size_t scratch_cap;
+    double bytes;
+};
+
+static double lufs(double energy) { return -0.691 + 10.0 * log10(energy); }
+
+static double abs_gate_energy(void) { return pow(10.0, (ABS_GATE_LUFS + 0.691) / 10.0); }
+
+/* ---- K-weighting: bilinear transform of BS.1770's analog prototype for this rate ---- */
+
+static void kweights(int rate, double *c)
+{
+    /* stage 1: high shelf (+4 dB above ~1.7 kHz) */
+    double f0 = 1681.974450955533, gain_db = 3.999843853973347, q = 0.7071752369554196;
+    double K = tan(M_PI * f0 / rate);
+    double vh = pow(10.0, gain_db / 20.0), vb = pow(vh, 0.4996667741545416);
+    double a0 = 1.0 + K / q + K * K;
+    c[0] = (vh + vb * K / q + K * K) / a0;
+    c[1] = 2.0 * (K * K - vh) / a0;
+    c[2] = (vh - vb * K / q + K * K) / a0;
+    c[3] = 2.0 * (K * K - 1.0) / a0;
+    c[4] = (1.0 - K / q + K * K) / a0;
+    /* stage 2: RLB high pass (~38 Hz) */
+    f0 = 38.13547087602444;
+    q = 0.5003270373238773;
+    K = tan(M_PI * f0 / rate);
+    a0 = 1.0 + K / q + K * K;
+    c[5] = 1.0;
+    c[6] = -2.0;
+    c[7] = 1.0;
+    c[8] = 2.0 * (K * K - 1.0) / a0;
+    c[9] = (1.0 - K / q + K * K) / a0;
+}
+
+/* Filter n samples of one channel through both stages; returns the sum of squares. */
+static double kfilter(const double *c, double *s, const float *x, int n)
+{
+    double s1 = s[0], s2 = s[1], t1 = s[2], t2 = s[3], acc = 0.0;
+    const double b0 = c[0], b1 = c[1], b2 = c[2], a1 = c[3], a2 = c[4];
+    const double d1 = c[8], d2 = c[9];
+    for (int i = 0; i < n; i++) {
+        double v = x[i];
+        double u = b0 * v + s1;
+        s1 = b1 * v - a1 * u + s2;
+        s2 = b2 * v - a2 * u;
+        double o = u + t1;
+        t1 = -2.0 * u - d1 * o + t2;
+        t2 = u - d2 * o;
+        acc += o * o;
+    }
+    /* flush vanishing states so silence never runs into denormals */
+    if (fabs(s1) < 1e-30 && fabs(s2) < 1e-30) s1 = s2 = 0.0;
+    if (fabs(t1) < 1e-30 && fabs(t2) < 1e-30) t1 = t2 = 0.0;
+    s[0] = s1; s[1] = s2; s[2] = t1; s[3] = t2;
+    return acc;
+}
+
+/* ---- true-peak interpolator ---- */
+
+static double bessel_i0(double x)
+{
+    double sum = 1.0, term = 1.0;
+    for (int k = 1; k < 50; k++) {
+        term *= (x / (2.0 * k)) * (x / (2.0 * k));
+        sum += term;
+        if (term < sum * 1e-17) break;
+    }
+    return sum;
+}
+
+static void design_taps(int os, float *taps, float *l1_out)
+{
+    float l1max = 0.0f;
+    for (int p = 0; p < os; p++) {
+        double h[TP_TAPS], total = 0.0, l1 = 0.0;
+        for (int i = 0; i < TP_TAPS; i++) {
+            double x = (double)p / os - (i - TP_TAPS / 2 + 1); /* distance to the tap */
+            double r = x / (TP_TAPS / 2.0);
+            double win = r * r < 1.0 ? bessel_i0(TP_BETA * sqrt(1.0 - r * r)) / bessel_i0(TP_BETA) : 0.0;
+            double sinc = fabs(x) < 1e-12 ? 1.0 : sin(M_PI * x) / (M_PI * x);
+            h[i] = sinc * win;
+            total += h[i];
+        }
+        for (int i = 0; i < TP_TAPS; i++) {
+            taps[p * TP_TAPS + i] = (float)(h[i] / total);
+            l1 += fabs(h[i] / total);
+        }
+        if ((float)l1 > l1max) l1max = (float)l1;
+    }
+    *l1_out = l1max * 1.0001f;
+}
+
+static float abs_max(const float *x, int n)
+{
+    float lane[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) {
+            float v = fabsf(x[i + l]);
+            lane[l] = v > lane[l] ? v : lane[l];
+        }
+    float m = 0.0f;
+    for (int l = 0; l < 8; l++) m = lane[l] > m ? lane[l] : m;
+    for (; i < n; i++) m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
+    return m;
+}
+
+/* Largest interpolated magnitude between the samples b[TP_TAPS/2-1 ..] over n outputs.
+ * One branch at a time, tap by tap over the whole chunk: the inner loop is a plain
+ * multiply-add over contiguous arrays, which compilers vectorise on any target. */
+static float true_peak_chunk(const es_loud *st, const float *b, int n)
+{
+    float m = 0.0f;
+    float *y = st->y;
+    for (int p = 1; p < st->os; p++) {
+        const float *h = st->taps + p * TP_TAPS;
+        for (int i = 0; i < n; i++) y[i] = h[0] * b[i];
+        for (int t = 1; t < TP_TAPS; t++) {
+            const float ht = h[t];
+            const float *bt = b + t;
+            for (int i = 0; i < n; i++) y[i] += ht * bt[i];
+        }
+        float v = abs_max(y, n);
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+/* ---- gates ---- */
+
+static int gate_init(gate *gt, uint64_t raw_cap, double *bytes)
+{
+    gt->raw_cap = raw_cap;
+    gt->n = 0;
+    gt->raw = raw_cap ? malloc(sizeof(double) * raw_cap) : NULL;
+    gt->bins = malloc(sizeof(gbin) * NBINS);
+    *bytes += sizeof(double) * (double)raw_cap + sizeof(gbin) * (double)NBINS;
+    if ((raw_cap && !gt->raw) || !gt->bins) return ES_LOUD_ENOMEM;
+    memset(gt->bins, 0, sizeof(gbin) * NBINS);
+    return ES_LOUD_OK;
+}
+
+static void gate_clear(gate *gt)
+{
+    gt->n = 0;
+    memset(gt->bins, 0, sizeof(gbin) * NBINS);
+}
+
+static void gate_free(gate *gt)
+{
+    free(gt->raw);
+    free(gt->bins);
+}
+
+static int bin_of(double energy)
+{
+    double b = floor((lufs(energy) - ABS_GATE_LUFS) * BIN_PER_LU);
+    if (b < 0.0) return 0;
+    if (b >= NBINS) return NBINS - 1;
+    return (int)b;
+}
+
+static void gate_add(gate *gt, double z)
+{
+    if (!(z > abs_gate_energy()) || !(lufs(z) > ABS_GATE_LUFS)) return;
+    if (gt->n < gt->raw_cap) gt->raw[gt->n] = z;
+    gt->n++;
+    gbin *b = &gt->bins[bin_of(z)];
+    double t = b->sum + z;
+    b->comp += fabs(b->sum) >= z ? (b->sum - t) + z : (z - t) + b->sum;
+    b->sum = t;
+    if (b->count == 0 || z < b->lo) b->lo = z;
+    if (b->count == 0 || z > b->hi) b->hi = z;
+    b->count++;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Percentiles (fractions q) of sorted energies, interpolated in LUFS. */
+static double sorted_percentile(const double *v, size_t n, double q)
+{
+    double r = q * (double)(n - 1);
+    size_t i = (size_t)floor(r);
+    if (i + 1 >= n) return lufs(v[n - 1]);
+    double f = r - (double)i;
+    return lufs(v[i]) + f * (lufs(v[i + 1]) - lufs(v[i]));
+}
+
+/* Values given verbatim: gated mean (rel = 0.1 for -10 LU) and optional percentiles. */
+static int exact_stats(const double *v, size_t n, double rel, double *mean, double *scratch,
+                       double *lra)
+{
+    double s = 0.0;
+    size_t na = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] >= 0.0) { s += v[i]; na++; }
+    if (na == 0) return ES_LOUD_ENODATA;
+    double zr = s / (double)na * rel, sg = 0.0;
+    size_t ng = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] >= 0.0 && v[i] > zr) {
+            sg += v[i];
+            if (scratch) scratch[ng] = v[i];
+            ng++;
+        }
+    if (ng == 0) return ES_LOUD_ENODATA;
+    if (mean) *mean = sg / (double)ng;
+    if (lra) {
+        qsort(scratch, ng, sizeof(double), cmp_double);
+        *lra = sorted_percentile(scratch, ng, 0.95) - sorted_percentile(scratch, ng, 0.10);
+    }
+    return ES_LOUD_OK;
+}
+
+typedef struct {
+    double n, s;      /* count and sum of the bins fully above the threshold */
+    int straddle;     /* the bin holding the threshold with values on both sides, or -1 */
+    double zr;
+} hist_split;
+
+static int hist_gate(const gate *gt, double rel, hist_split *hs)
+{
+    double na = 0.0, sa = 0.0;
+    for (int i = 0; i < NBINS; i++)
+        if (gt->bins[i].count) {
+            na += (double)gt->bins[i].count;
+            sa += gt->bins[i].sum + gt->bins[i].comp;
+        }
+    if (na == 0.0) return ES_LOUD_ENODATA;
+    hs->zr = sa / na * rel;
+    hs->n = hs->s = 0.0;
+    hs->straddle = -1;
+    for (int i = 0; i < NBINS; i++) {
+        const gbin *b = &gt->bins[i];
+        if (!b->count || b->hi <= hs->zr) continue;
+        if (b->lo > hs->zr) {
+            hs->n += (double)b->count;
+            hs->s += b->sum + b->comp;
+        } else {
+            hs->straddle = i;
+        }
+    }
+    return ES_LOUD_OK;
+}
+
+/* Estimated count and sum of the straddling bin's values above the threshold. */
+static void straddle_share(const gbin *b, double zr, double *k, double *s)
+{
+    double f = b->hi > b->lo ? (b->hi - zr) / (b->hi - b->lo) : 1.0;
+    *k = (double)b->count * f;
+    *s = *k * 0.5 * (zr + b->hi);
+}
+
+static int gate_integrated(const gate *gt, double *mean, double *err_lu, double *scratch)
+{
+    (void)scratch;
+    if (gt->n <= gt->raw_cap) {
+        if (err_lu) *err_lu = 0.0;
+        return exact_stats(gt->raw, (size_t)gt->n, 0.1, mean, NULL, NULL);
+    }
+    hist_split hs;
+    int rc = hist_gate(gt, 0.1, &hs);
+    if (rc) return rc;
+    double k = 0.0, s = 0.0, err = 0.0;
+    if (hs.straddle >= 0) {
+        const gbin *b = &gt->bins[hs.straddle];
+        straddle_share(b, hs.zr, &k, &s);
+        double est = (hs.s + s) / (hs.n + k), c = (double)b->count;
+        double cand[3] = {hs.n > 0 ? hs.s / hs.n : est, (hs.s + c * hs.zr) / (hs.n + c),
+                          (hs.s + c * b->hi) / (hs.n + c)};
+        for (int i = 0; i < 3; i++) {
+            double d = fabs(10.0 * log10(cand[i] / est));
+            if (d > err) err = d;
+        }
+    }
+    if (hs.n + k <= 0.0) return ES_LOUD_ENODATA;
+    *mean = (hs.s + s) / (hs.n + k);
+    if (err_lu) *err_lu = err;
+    return ES_LOUD_OK;
+}
+
+/* Loudness at rank r (0-based, fractional) among the gated values of a histogram. */
+static double hist_rank(const gate *gt, const hist_split *hs, double r)
+{
+    double cum = 0.0;
+    for (int i = 0; i < NBINS; i++) {
+        const gbin *b = &gt->bins[i];
+        double c, lo;
+        if (!b->count || b->hi <= hs->zr) continue;
+        if (i == hs->straddle) {
+            double s;
+            straddle_share(b, hs->zr, &c, &s);
+            lo = hs->zr;
+        } else {
+            if (b->lo <= hs->zr) continue;
+            c = (double)b->count;
+            lo = b->lo;
+        }
+        if (cum + c > r) {
+            double f = c > 1.0 ? (r - cum) / (c - 1.0) : 0.0;
+            if (f > 1.0) f = 1.0;
+            return lufs(lo) + f * (lufs(b->hi) - lufs(lo));
+        }
+        cum += c;
+    }
+    return NAN;
+}
+
+static int gate_range(const gate *gt, double *lra, double *scratch)
+{
+    if (gt->n <= gt->raw_cap)
+        return exact_stats(gt->raw, (size_t)gt->n, 0.01, NULL, scratch, lra);
+    hist_split hs;
+    int rc = hist_gate(gt, 0.01, &hs);
+    if (rc) return rc;
+    double k = 0.0, s = 0.0;
+    if (hs.straddle >= 0) straddle_share(&gt->bins[hs.straddle], hs.zr, &k, &s);
+    double n = hs.n + k;
+    if (n <= 0.0) return ES_LOUD_ENODATA;
+    double n_int = floor(n + 0.5);
+    if (n_int < 1.0) n_int = 1.0;
+    *lra = hist_rank(gt, &hs, 0.95 * (n_int - 1.0)) - hist_rank(gt, &hs, 0.10 * (n_int - 1.0));
+    return isnan(*lra) ? ES_LOUD_ENODATA : ES_LOUD_OK;
+}
+
+/* ---- scopes ---- */
+
+static int scope_init(scope *sc, int ch, uint64_t raw_cap, double *bytes)
+{
+    int rc = gate_init(&sc->blocks, raw_cap, bytes);
+    if (!rc) rc = gate_init(&sc->shorts, raw_cap, bytes);
+    sc->spk = calloc((size_t)ch, sizeof(double));
+    sc->tpk = calloc((size_t)ch, sizeof(double));
+    *bytes += 2.0 * sizeof(double) * ch;
+    if (!sc->spk || !sc->tpk) rc = ES_LOUD_ENOMEM;
+    return rc;
+}
+
+static void scope_clear(scope *sc, int ch)
+{
+    gate_clear(&sc->blocks);
+    gate_clear(&sc->shorts);
+    sc->max_m = sc->max_s = NONE;
+    memset(sc->spk, 0, sizeof(double) * (size_t)ch);
+    memset(sc->tpk, 0, sizeof(double) * (size_t)ch);
+    memset(sc->band, 0, sizeof sc->band);
+    sc->band_n = 0;
+    sc->frames = 0.0;
+    sc->since_step = 0;
+}
+
+static void scope_free(scope *sc)
+{
+    gate_free(&sc->blocks);
+    gate_free(&sc->shorts);
+    free(sc->spk);
+    free(sc->tpk);
+}
+
+/* ---- life cycle ---- */
+
+static int pick_step(int hop, int rate)
+{
+    int best = 1;
+    for (int d = 1; d <= hop; d++)
+        if (hop % d == 0 && d * 100 <= rate) best = d;
+    return best;
+}
+
+static void *track(es_loud *st, size_t n, size_t size)
+{
+    st->bytes += (double)n * (double)size;
+    return calloc(n ? n : 1, size);
+}
+
+int es_loud_new(int rate, int channels, const double *weights, const double *band_edges,
+                int window_s, int exact_blocks, int flags, es_loud **out)
+{
+    if (!out) return ES_LOUD_EINVAL;
+    *out = NULL;
+    if (rate < 8000 || rate > 768000 || channels < 1 || channels > ES_LOUD_MAX_CHANNELS ||
+        window_s < 0 || window_s > 86400 || exact_blocks < 0 || exact_blocks > 100000000 ||
+        !band_edges)
+        return ES_LOUD_EINVAL;
+    for (int b = 0; b < ES_LOUD_BANDS; b++)
+        if (!(band_edges[b] >= 0.0 && band_edges[b] < band_edges[b + 1])) return ES_LOUD_EINVAL;
+    for (int c = 0; weights && c < channels; c++)
+        if (!(weights[c] >= 0.0 && weights[c] <= 100.0)) return ES_LOUD_EINVAL;
+
+    es_loud *st = calloc(1, sizeof *st);
+    if (!st) return ES_LOUD_ENOMEM;
+    st->bytes = sizeof *st;
+    st->rate = rate;
+    st->ch = channels;
+    st->flags = flags;
+    st->hop = (int)lround(rate / 10.0);
+    st->g = pick_step(st->hop, rate);
+    st->k = st->hop / st->g;
+    st->os = (192000 + rate - 1) / rate;
+    st->wsum = 0.0;
+    for (int c = 0; c < channels; c++) {
+        st->w[c] = weights ? weights[c] : 1.0;
+        st->wsum += st->w[c];
+    }
+    kweights(rate, st->kw);
+
+    st->buf_len = TP_TAPS - 1 + st->g;
+    st->kst = track(st, (size_t)channels * 4, sizeof(double));
+    st->buf = track(st, (size_t)channels * st->buf_len, sizeof(float));
+    st->y = track(st, (size_t)st->g, sizeof(float));
+    st->taps = track(st, (size_t)st->os * TP_TAPS, sizeof(float));
+    st->nsteps_ring = 30 * st->k;
+    st->steps = track(st, (size_t)st->nsteps_ring, sizeof(double));
+    st->hop_spk = track(st, (size_t)channels, sizeof(float));
+    st->hop_tpk = track(st, (size_t)channels, sizeof(float));
+
+    st->n_fft = 8;
+    while (st->n_fft < rate / 25) st->n_fft *= 2;
+    st->fft = es_fft_new(st->n_fft);
+    st->bytes += 6.0 * sizeof(float) * st->n_fft;
+    st->mono = track(st, (size_t)st->n_fft, sizeof(float));
+    st->fft_in = track(st, (size_t)st->n_fft, sizeof(float));
+    st->fft_pow = track(st, (size_t)st->n_fft / 2 + 1, sizeof(float));
+    st->hann = track(st, (size_t)st->n_fft, sizeof(float));
+
+    st->wcap = window_s * 10;
+    size_t wc = (size_t)st->wcap;
+    st->w_block = track(st, wc, sizeof(double));
+    st->w_short = track(st, wc, sizeof(double));
+    st->w_maxm = track(st, wc, sizeof(double));
+    st->w_maxs = track(st, wc, sizeof(double));
+    st->w_spk = track(st, wc * channels, sizeof(float));
+    st->w_tpk = track(st, wc * channels, sizeof(float));
+    st->w_band = track(st, wc * ES_LOUD_BANDS, sizeof(float));
+    st->scratch_cap = (size_t)exact_blocks > wc ? (size_t)exact_blocks : wc;
+    st->scratch = track(st, st->scratch_cap, sizeof(double));
+
+    int rc = scope_init(&st->all, channels, (uint64_t)exact_blocks, &st->bytes);
+    if (!rc) rc = scope_init(&st->mark, channels, (uint64_t)exact_blocks, &st->bytes);
+    if (!rc && (!st->kst || !st->buf || !st->y || !st->taps || !st->steps || !st->hop_spk ||
+                !st->hop_tpk || !st->fft || !st->mono || !st->fft_in || !st->fft_pow ||
+                !st->hann || !st->w_block || !st->w_short || !st->w_maxm || !st->w_maxs ||
+                !st->w_spk || !st->w_tpk || !st->w_band || !st->scratch))
+        rc = ES_LOUD_ENOMEM;
+    if (rc) {
+        es_loud_free(st);
+        return rc;
+    }
+    design_taps(st->os, st->taps, &st->tap_l1);
+    for (int i = 0; i < st->n_fft; i++)
+        st->hann[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / st->n_fft));
+    for (int b = 0; b < ES_LOUD_BANDS; b++) {
+        double lo = band_edges[b] * st->n_fft / rate, hi = band_edges[b + 1] * st->n_fft / rate;
+        int half = st->n_fft / 2;
+        st->band_lo[b] = (int)ceil(lo) < 1 ? 1 : (int)ceil(lo);
+        st->band_hi[b] = (int)ceil(hi) > half + 1 ? half + 1 : (int)ceil(hi);
+    }
+    es_loud_reset(st);
+    *out = st;
+    return ES_LOUD_OK;
+}
+
+void es_loud_free(es_loud *st)
+{
+    if (!st) return;
+    free(st->kst); free(st->buf); free(st->y); free(st->taps); free(st->steps);
+    free(st->hop_spk); free(st->hop_tpk);
+    es_fft_free(st->fft);
+    free(st->mono); free(st->fft_in); free(st->fft_pow); free(st->hann);
+    free(st->w_block); free(st->w_short); free(st->w_maxm); free(st->w_maxs);
+    free(st->w_spk); free(st->w_tpk); free(st->w_band); free(st->scratch);
+    if (st->all.blocks.bins) scope_free(&st->all);
+    if (st->mark.blocks.bins) scope_free(&st->mark);
+    free(st);
+}
+
+void es_loud_reset(es_loud *st)
+{
+    int ch = st->ch;
+    memset(st->kst, 0, sizeof(double) * 4 * (size_t)ch);
+    memset(st->buf, 0, sizeof(float) * (size_t)ch * st->buf_len);
+    memset(st->steps, 0, sizeof(double) * (size_t)st->nsteps_ring);
+    memset(st->mono, 0, sizeof(float) * (size_t)st->n_fft);
+    memset(st->hop_spk, 0, sizeof(float) * (size_t)ch);
+    memset(st->hop_tpk, 0, sizeof(float) * (size_t)ch);
+    st->n_steps = 0;
+    st->step_acc = 0.0;
+    st->step_fill = 0;
+    st->mono_pos = 0;
+    st->hop_maxm = st->hop_maxs = NONE;
+    st->wpos = 0;
+    st->wn = 0;
+    scope_clear(&st->all, ch);
+    scope_clear(&st->mark, ch);
+}
+
+void es_loud_mark(es_loud *st) { scope_clear(&st->mark, st->ch); }
+
+/* ---- processing ---- */
+
+static double window_energy(const es_loud *st, int steps)
+{
+    if (st->n_steps < (uint64_t)steps) return NAN;
+    double s = 0.0;
+    int r = st->nsteps_ring;
+    int start = (int)((st->n_steps - (uint64_t)steps) % (uint64_t)r);
+    for (int i = 0; i < steps; i++) {
+        int j = start + i;
+        s += st->steps[j >= r ? j - r : j];
+    }
+    return s / ((double)steps * st->g);
+}
+
+static void add_bands(scope *sc, const double *p)
+{
+    for (int b = 0; b < ES_LOUD_BANDS; b++) sc->band[b] += p[b];
+    sc->band_n++;
+}
+
+static void end_hop(es_loud *st, double em, double es)
+{
+    uint64_t need_m = 4 * (uint64_t)st->k, need_s = 30 * (uint64_t)st->k;
+    int audible = !isnan(em) && em > abs_gate_energy() && lufs(em) > ABS_GATE_LUFS;
+    double bands[ES_LOUD_BANDS] = {0};
+    if (!isnan(em)) gate_add(&st->all.blocks, em);
+    if (!isnan(es)) gate_add(&st->all.shorts, es);
+    if (!isnan(em) && st->mark.since_step >= need_m) gate_add(&st->mark.blocks, em);
+    if (!isnan(es) && st->mark.since_step >= need_s) gate_add(&st->mark.shorts, es);
+    if (audible) {
+        int n = st->n_fft, p = st->mono_pos;
+        for (int i = 0; i < n; i++) st->fft_in[i] = st->mono[(p + i) & (n - 1)] * st->hann[i];
+        es_fft_power(st->fft, st->fft_in, st->fft_pow);
+        for (int b = 0; b < ES_LOUD_BANDS; b++)
+            for (int i = st->band_lo[b]; i < st->band_hi[b]; i++) bands[b] += st->fft_pow[i];
+        add_bands(&st->all, bands);
+        if (st->mark.since_step >= need_m) add_bands(&st->mark, bands);
+    }
+    if (st->wcap) {
+        int w = st->wpos, ch = st->ch;
+        st->w_block[w] = audible ? em : NONE;
+        st->w_short[w] = !isnan(es) && es > abs_gate_energy() && lufs(es) > ABS_GATE_LUFS ? es : NONE;
+        st->w_maxm[w] = st->hop_maxm;
+        st->w_maxs[w] = st->hop_maxs;
+        for (int c = 0; c < ch; c++) {
+            st->w_spk[(size_t)w * ch + c] = st->hop_spk[c];
+            st->w_tpk[(size_t)w * ch + c] = st->hop_tpk[c];
+        }
+        for (int b = 0; b < ES_LOUD_BANDS; b++)
+            st->w_band[(size_t)w * ES_LOUD_BANDS + b] = audible ? (float)bands[b] : -1.0f;
+        st->wpos = w + 1 == st->wcap ? 0 : w + 1;
+        st->wn++;
+    }
+    st->hop_maxm = st->hop_maxs = NONE;
+    memset(st->hop_spk, 0, sizeof(float) * (size_t)st->ch);
+    memset(st->hop_tpk, 0, sizeof(float) * (size_t)st->ch);
+}
+
+static void raise_max(double *m, double v)
+{
+    if (!isnan(v) && v > *m) *m = v;
+}
+
+static double to_lufs(double e)
+{
+    if (isnan(e)) return NAN;
+    return e > 0.0 ? lufs(e) : -INFINITY;
+}
+
+static void end_step(es_loud *st, double *mom, double *sto, int cap, int *nout)
+{
+    st->steps[st->n_steps % (uint64_t)st->nsteps_ring] = st->step_acc;
+    st->step_acc = 0.0;
+    st->step_fill = 0;
+    st->n_steps++;
+    st->all.since_step++;
+    st->mark.since_step++;
+    uint64_t need_m = 4 * (uint64_t)st->k, need_s = 30 * (uint64_t)st->k;
+    double em = window_energy(st, (int)need_m), es = window_energy(st, (int)need_s);
+    raise_max(&st->all.max_m, em);
+    raise_max(&st->all.max_s, es);
+    if (st->mark.since_step >= need_m) raise_max(&st->mark.max_m, em);
+    if (st->mark.since_step >= need_s) raise_max(&st->mark.max_s, es);
+    raise_max(&st->hop_maxm, em);
+    raise_max(&st->hop_maxs, es);
+    if (*nout < cap) {
+        if (mom) mom[*nout] = to_lufs(em);
+        if (sto) sto[*nout] = to_lufs(es);
+    }
+    (*nout)++;
+    if (st->n_steps % (uint64_t)st->k == 0) end_hop(st, em, es);
+}
+
+static void note_peak(double *a, double *b, float *c, float v)
+{
+    if (v > *a) *a = v;
+    if (v > *b) *b = v;
+    if (v > *c) *c = v;
+}
+
+static void process_chunk(es_loud *st, const float *f, int len)
+{
+    const int ch = st->ch, hist = TP_TAPS - 1;
+    const int may_skip = !(st->flags & ES_LOUD_TP_EXHAUSTIVE) && st->wcap == 0;
+    for (int c = 0; c < ch; c++) {
+        float *b = st->buf + (size_t)c * st->buf_len;
+        for (int i = 0; i < len; i++) b[hist + i] = f[(size_t)i * ch + c];
+        if (st->w[c] > 0.0) st->step_acc += st->w[c] * kfilter(st->kw, st->kst + 4 * c, b + hist, len);
+        float sp = abs_max(b + hist, len), tp = 0.0f;
+        note_peak(&st->all.spk[c], &st->mark.spk[c], &st->hop_spk[c], sp);
+        if (st->os > 1 && !(may_skip && abs_max(b, hist + len) * st->tap_l1 <= st->mark.tpk[c]))
+            tp = true_peak_chunk(st, b, len);
+        note_peak(&st->all.tpk[c], &st->mark.tpk[c], &st->hop_tpk[c], tp > sp ? tp : sp);
+        memmove(b, b + len, sizeof(float) * hist);
+    }
+    int n = st->n_fft, p = st->mono_pos;
+    double norm = st->wsum > 0.0 ? 1.0 / st->wsum : 1.0;
+    for (int i = 0; i < len; i++) {
+        double m = 0.0;
+        for (int c = 0; c < ch; c++) m += st->w[c] * f[(size_t)i * ch + c];
+        st->mono[p] = (float)(m * norm);
+        p = (p + 1) & (n - 1);
+    }
+    st->mono_pos = p;
+    st->all.frames += len;
+    st->mark.frames += len;
+}
+
+int es_loud_process(es_loud *st, const float *frames, int n_frames, double *mom,
+                    double *st_out, int cap, int *n_steps)
+{
+    int nout = 0;
+    if (n_steps) *n_steps = 0;
+    if (!st || n_frames < 0 || (n_frames > 0 && !frames)) return ES_LOUD_EINVAL;
+    int pos = 0;
+    while (pos < n_frames) {
+        int len = st->g - st->step_fill;
+        if (len > n_frames - pos) len = n_frames - pos;
+        process_chunk(st, frames + (size_t)pos * st->ch, len);
+        st->step_fill += len;
+        pos += len;
+        if (st->step_fill == st->g) end_step(st, mom, st_out, cap, &nout);
+    }
+    if (n_steps) *n_steps = nout;
+    return ES_LOUD_OK;
+}
+
+/* ---- readings ---- */
+
+int es_loud_step_frames(const es_loud *st) { return st->g; }
+
+int es_loud_oversampling(const es_loud *st) { return st->os; }
+
+static uint64_t window_hops(const es_loud *st)
+{
+    return st->wn < (uint64_t)st->wcap ? st->wn : (uint64_t)st->wcap;
+}
+
+double es_loud_frames(const es_loud *st, int scope_id)
+{
+    if (scope_id == ES_LOUD_ALL) return st->all.frames;
+    if (scope_id == ES_LOUD_MARK) return st->mark.frames;
+    if (scope_id == ES_LOUD_WINDOW && st->wcap)
+        return (double)window_hops(st) * st->hop +
+               (double)(st->n_steps % (uint64_t)st->k) * st->g + st->step_fill;
+    return 0.0;
+}
+
+double es_loud_get_momentary(const es_loud *st) { return to_lufs(window_energy(st, 4 * st->k)); }
+
+double es_loud_get_short_term(const es_loud *st) { return to_lufs(window_energy(st, 30 * st->k)); }
+
+static const scope *pick(const es_loud *st, int scope_id)
+{
+    if (scope_id == ES_LOUD_ALL) return &st->all;
+    if (scope_id == ES_LOUD_MARK) return &st->mark;
+    return NULL;
+}
+
+int es_loud_get_max(const es_loud *st, int scope_id, double *max_momentary, double *max_short_term)
+{
+    double m, s;
+    const scope *sc = pick(st, scope_id);
+    if (sc) {
+        m = sc->max_m;
+        s = sc->max_s;
+    } else if (scope_id == ES_LOUD_WINDOW && st->wcap) {
+        m = st->hop_maxm;
+        s = st->hop_maxs;
+        for (uint64_t i = 0; i < window_hops(st); i++) {
+            raise_max(&m, st->w_maxm[i]);
+            raise_max(&s, st->w_maxs[i]);
+        }
+    } else {
+        return ES_LOUD_EINVAL;
+    }
+    if (max_momentary) *max_momentary = m > 0.0 ? lufs(m) : NAN;
+    if (max_short_term) *max_short_term = s > 0.0 ? lufs(s) : NAN;
+    return m > 0.0 ? ES_LOUD_OK : ES_LOUD_ENODATA;
+}
+
+int es_loud_get_integrated(es_loud *st, int scope_id, double *out, double *err_lu)
+{
+    double mean = 0.0;
+    int rc;
+    const scope *sc = pick(st, scope_id);
+    if (sc) {
+        rc = gate_integrated(&sc->blocks, &mean, err_lu, st->scratch);
+    } else if (scope_id == ES_LOUD_WINDOW && st->wcap) {
+        if (err_lu) *err_lu = 0.0;
+        rc = exact_stats(st->w_block, (size_t)window_hops(st), 0.1, &mean, NULL, NULL);
+    } else {
+        return ES_LOUD_EINVAL;
+    }
+    if (rc == ES_LOUD_OK && out) *out = lufs(mean);
+    return rc;
+}
+
+int es_loud_get_range(es_loud *st, int scope_id, double *lra)
+{
+    double v = 0.0;
+    int rc;
+    const scope *sc = pick(st, scope_id);
+    if (sc)
+        rc = gate_range(&sc->shorts, &v, st->scratch);
+    else if (scope_id == ES_LOUD_WINDOW && st->wcap)
+        rc = exact_stats(st->w_short, (size_t)window_hops(st), 0.01, NULL, st->scratch, &v);
+    else
+        return ES_LOUD_EINVAL;
+    if (rc == ES_LOUD_OK && lra) *lra = v;
+    return rc;
+}
+
+int es_loud_get_peaks(const es_loud *st, int scope_id, int ch, double *sample_peak,
+                      double *true_peak)
+{
+    if (ch < -1 || ch >= st->ch) return ES_LOUD_EINVAL;
+    const scope *sc = pick(st, scope_id);
+    if (!sc && !(scope_id == ES_LOUD_WINDOW && st->wcap)) return ES_LOUD_EINVAL;
+    double sp = 0.0, tp = 0.0;
+    int c0 = ch < 0 ? 0 : ch, c1 = ch < 0 ? st->ch : ch + 1;
+    for (int c = c0; c < c1; c++) {
+        if (sc) {
+            if (sc->spk[c] > sp) sp = sc->spk[c];
+            if (sc->tpk[c] > tp) tp = sc->tpk[c];
+            continue;
+        }
+        if (st->hop_spk[c] > sp) sp = st->hop_spk[c];
+        if (st->hop_tpk[c] > tp) tp = st->hop_tpk[c];
+        for (uint64_t i = 0; i < window_hops(st); i++) {
+            size_t j = (size_t)i * st->ch + c;
+            if (st->w_spk[j] > sp) sp = st->w_spk[j];
+            if (st->w_tpk[j] > tp) tp = st->w_tpk[j];
+        }
+    }
+    if (sample_peak) *sample_peak = sp;
+    if (true_peak) *true_peak = tp > sp ? tp : sp;
+    return ES_LOUD_OK;
+}
+
+int es_loud_get_bands(const es_loud *st, int scope_id, double *out)
+{
+    double sum[ES_LOUD_BANDS] = {0};
+    double n = 0.0;
+    const scope *sc = pick(st, scope_id);
+    if (sc) {
+        for (int b = 0; b < ES_LOUD_BANDS; b++) sum[b] = sc->band[b];
+        n = (double)sc->band_n;
+    } else if (scope_id == ES_LOUD_WINDOW && st->wcap) {
+        for (uint64_t i = 0; i < window_hops(st); i++) {
+            const float *v = st->w_band + (size_t)i * ES_LOUD_BANDS;
+            if (v[0] < 0.0f) continue;
+            for (int b = 0; b < ES_LOUD_BANDS; b++) sum[b] += v[b];
+            n += 1.0;
+        }
+    } else {
+        return ES_LOUD_EINVAL;
+    }
+    if (n == 0.0) return ES_LOUD_ENODATA;
+    for (int b = 0; b < ES_LOUD_BANDS; b++) out[b] = sum[b] / n;
+    return ES_LOUD_OK;
+}
+
+double es_loud_state_bytes(const es_loud *st) { return st->bytes; }
+
+void es_loud_kweights(const es_loud *st, double *out10) { memcpy(out10, st->kw, sizeof st->kw); }
