@@ -39,7 +39,7 @@ class CorpusTrack:
 
 
 def _installed(package: str) -> bool:
-    out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], check=False,
                          capture_output=True, text=True)
     return out.returncode == 0 and "install ok installed" in out.stdout
 
@@ -51,9 +51,9 @@ def ensure_packages(packages: tuple[str, ...] = PACKAGES) -> list[str]:
         print(f"installing {' '.join(missing)} ...", file=sys.stderr)
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
-        if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(cmd, env=env, capture_output=True)
+        if subprocess.run(cmd, check=False, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], check=False, env=env, capture_output=True)
+            subprocess.run(cmd, check=False, env=env, capture_output=True)
     elif missing:
         print(f"not root: cannot install {' '.join(missing)}; using what is installed",
               file=sys.stderr)
@@ -105,7 +105,7 @@ def split_known_unknown(
     """A seeded 20% of the tracks are kept out of the catalog (unknown songs)."""
     order = np.random.default_rng([seed, 1]).permutation(len(tracks))
     n_unknown = round(UNKNOWN_FRACTION * len(tracks))
-    unknown_idx = set(int(i) for i in order[:n_unknown])
+    unknown_idx = {int(i) for i in order[:n_unknown]}
     known = [t for i, t in enumerate(tracks) if i not in unknown_idx]
     unknown = [t for i, t in enumerate(tracks) if i in unknown_idx]
     return known, unknown

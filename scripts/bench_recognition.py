@@ -31,12 +31,11 @@ import numpy as np
 from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_corpus  # noqa: E402
-import bench_report  # noqa: E402
-from bench_corpus import CorpusTrack  # noqa: E402
-
-from earshot.audio.decode import Audio, decode  # noqa: E402
-from earshot.testing import damage  # noqa: E402
+import bench_corpus
+import bench_report
+from bench_corpus import CorpusTrack
+from earshot.audio.decode import Audio, decode
+from earshot.testing import damage
 
 ROOT = Path(__file__).resolve().parent.parent
 UNKNOWN_DAMAGES = ("clean", "pink0", "reverb1.0", "room", "speed+5")
@@ -58,17 +57,18 @@ class Engine:
     def ingest(self, audio: Audio, meta: dict[str, str]) -> int:
         from earshot.ingest import ingest_audio
 
+        call: Any = ingest_audio
         if "source" in inspect.signature(ingest_audio).parameters:
             fields = {k: v for k, v in meta.items() if k != "source"}
-            outcome = ingest_audio(self.catalog, audio, fields, meta["source"])
+            outcome = call(self.catalog, audio, fields, meta["source"])
         else:
-            outcome = ingest_audio(self.catalog, audio, meta)
+            outcome = call(self.catalog, audio, meta)
         return int(outcome.track_id)
 
     def identify(self, audio: Audio) -> dict[str, Any] | None:
         from earshot.identify import identify_audio
 
-        m = identify_audio(self.catalog, audio)
+        m: Any = identify_audio(self.catalog, audio)
         if m is None:
             return None
         track = getattr(m, "track", m)
@@ -117,19 +117,23 @@ def mono(audio: Audio) -> np.ndarray:
 
 
 def ingest_phase(engine: Engine, known: list[CorpusTrack]) -> dict[str, Any]:
-    decode_s = ingest_s = audio_s = 0.0
+    per_track: list[dict[str, Any]] = []
     for i, track in enumerate(known, 1):
         t0 = time.perf_counter()
         audio = decode(track.path)
         t1 = time.perf_counter()
         engine.ingest(audio, track.meta)
         t2 = time.perf_counter()
-        decode_s, ingest_s, audio_s = decode_s + t1 - t0, ingest_s + t2 - t1, audio_s + audio.duration_s
+        per_track.append({"track": track.title, "audio_s": audio.duration_s,
+                          "decode_s": t1 - t0, "ingest_s": t2 - t1})
         print(f"\r  ingest {i}/{len(known)} {track.title[:30]:30s}", end="", file=sys.stderr)
     print(file=sys.stderr)
+    audio_s = sum(t["audio_s"] for t in per_track)
+    decode_s = sum(t["decode_s"] for t in per_track)
+    ingest_s = sum(t["ingest_s"] for t in per_track)
     return {"tracks": len(known), "hours": audio_s / 3600, "decode_s": decode_s,
             "ingest_s": ingest_s, "x_realtime": audio_s / ingest_s,
-            "decode_x_realtime": audio_s / decode_s}
+            "decode_x_realtime": audio_s / decode_s, "per_track": per_track}
 
 
 @dataclass(frozen=True)
@@ -327,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     damages = args.damages.split(",") if args.damages else all_damages
     unknown_names = [d for d in damages if d not in all_damages]
     if unknown_names:
-        print(f"unknown damage(s): {', '.join(unknown_names)}; choose from {', '.join(all_damages)}")
+        print(f"unknown damage(s): {', '.join(unknown_names)}; "
+              f"choose from {', '.join(all_damages)}")
         return 2
     lengths = [float(v) for v in args.lengths.split(",")]
     if args.quick:

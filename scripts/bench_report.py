@@ -96,11 +96,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     lengths = report["settings"]["lengths_s"]
     out = ["# earshot recognition benchmark", ""]
     c = report["corpus"]
-    out += [f"Corpus: {c['tracks']} tracks, {c['hours']:.2f} h from {', '.join(c['packages'])}; "
+    out += [(f"Corpus: {c['tracks']} tracks, {c['hours']:.2f} h from {', '.join(c['packages'])}; "
             f"catalog: {c['known_tracks']} tracks ({c['known_hours']:.2f} h); "
             f"unknown: {c['unknown_tracks']} tracks. Seed {report['settings']['seed']}, "
             f"{report['settings']['queries']} queries per damage and length "
-            f"({report['settings']['unknown_queries']} per unknown cell).", ""]
+            f"({report['settings']['unknown_queries']} per unknown cell)."), ""]
     head = " | ".join(f"{length:g} s" for length in lengths)
     out += [f"| damage | {head} | wrong track ({'/'.join(f'{x:g}' for x in lengths)} s) |",
             "|---|" + "---|" * len(lengths) + "---|"]
@@ -112,14 +112,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             cells.append(f"{cell['accuracy']:.1f}% ({lo:.0f}-{hi:.0f})")
             wrong.append(str(cell["wrong_track"]))
         out.append(f"| {name} | " + " | ".join(cells) + f" | {'/'.join(wrong)} |")
-    out += ["", "Top-1 accuracy: right track and offset within ±1 s; in brackets the 95% "
-            "Wilson interval.", ""]
+    out += ["", ("Top-1 accuracy: right track and offset within ±1 s; in brackets the 95% "
+            "Wilson interval."), ""]
     repeats = report.get("wrong_offsets")
     if repeats:
-        out += [f"Right track, wrong offset: {repeats['total']} queries; in {repeats['repeats']} "
+        out += [(f"Right track, wrong offset: {repeats['total']} queries; in {repeats['repeats']} "
                 "of them the track's own audio at the reported offset resembles the true "
                 "excerpt (spectrogram correlation > 0.8: the music repeats there). They still "
-                "count as misses.", ""]
+                "count as misses."), ""]
     fp = report.get("unknown")
     if fp:
         out += [f"False positives on unknown songs: {fp['false_positives']}/{fp['queries']} "
@@ -131,32 +131,32 @@ def render_markdown(report: dict[str, Any]) -> str:
         out.append("")
     ing = report.get("ingest")
     if ing:
-        out += [f"Ingest: {ing['hours']:.2f} h in {ing['ingest_s']:.1f} s = "
+        out += [(f"Ingest: {ing['hours']:.2f} h in {ing['ingest_s']:.1f} s = "
                 f"{ing['x_realtime']:.0f}x real time (fingerprint + store); decoding apart "
-                f"{ing['decode_s']:.1f} s = {ing['decode_x_realtime']:.0f}x.", ""]
+                f"{ing['decode_s']:.1f} s = {ing['decode_x_realtime']:.0f}x."), ""]
     idx = report["index"]
-    out += [f"Index: {idx['file_bytes'] / 1e6:.1f} MB data.mdb ({idx['used_bytes'] / 1e6:.1f} MB "
+    out += [(f"Index: {idx['file_bytes'] / 1e6:.1f} MB data.mdb ({idx['used_bytes'] / 1e6:.1f} MB "
             f"in used pages) for {idx['hours']:.2f} h = {idx['mb_per_hour']:.2f} MB/h; "
-            f"{idx['postings']} postings.", ""]
+            f"{idx['postings']} postings."), ""]
     lat = report["latency"]
     out += ["| query latency (identify only) | n | median | p95 | max |", "|---|---|---|---|---|"]
     for key, s in lat.items():
         out.append(f"| {key} | {s['n']} | {s['median_ms']:.1f} ms | {s['p95_ms']:.1f} ms | "
                    f"{s['max_ms']:.1f} ms |")
     mem = report["memory"]
-    out += ["", f"Peak memory (max RSS): {mem['peak_mb']:.0f} MB overall; ingest phase "
+    out += ["", (f"Peak memory (max RSS): {mem['peak_mb']:.0f} MB overall; ingest phase "
             f"{mem.get('ingest_peak_mb', float('nan')):.0f} MB, query phase "
-            f"{mem.get('query_peak_mb', float('nan')):.0f} MB (both include the decoded track).",
+            f"{mem.get('query_peak_mb', float('nan')):.0f} MB (both include the decoded track)."),
             ""]
     k = report.get("kernel_fft")
     if k:
-        out += [f"Spectrum cost ({k['frames']} frames of {k['n_fft']} samples -> "
+        out += [(f"Spectrum cost ({k['frames']} frames of {k['n_fft']} samples -> "
                 f"{k['n_fft'] // 2 + 1} power bins): C es_fft_power {k['c_us']:.2f} µs/frame "
                 f"called from Python ({k['call_overhead_us']:.2f} µs of it the Python call, "
                 f"so ~{k['c_kernel_us']:.2f} µs in C); numpy rfft+power {k['numpy_loop_us']:.2f} "
                 f"µs per frame in a loop, {k['numpy_batch_us']:.2f} µs batched. "
                 f"C kernel / numpy batched = {k['c_kernel_us'] / k['numpy_batch_us']:.2f}; "
-                f"max relative difference {k['max_rel_diff']:.1e}.", ""]
+                f"max relative difference {k['max_rel_diff']:.1e}."), ""]
     out += ["| target | wanted | measured | |", "|---|---|---|---|"]
     for t in report["targets"]:
         out.append(f"| {t['what']} | {t['target']} | {t['measured']} | "
