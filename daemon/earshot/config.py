@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -55,6 +55,17 @@ class RecognitionSection(Section):
     speed_search: bool = Field(True, description="also try playback speeds within ±6%")
 
 
+class LoudnessSection(Section):
+    """Loudness metering (the daemon's meter and `earshot analyze`)."""
+
+    mono_mode: Literal["single", "dual"] = Field(
+        "single", description="one-channel input: 'single' (BS.1770 weight 1.0, as a microphone) "
+        "or 'dual' (dual-mono, the same signal on two loudspeakers: +3 dB)")
+    window_min: float = Field(10.0, gt=0, le=1440, description="the daemon's rolling window, minutes")
+    cache: bool = Field(True, description="reuse stored analyses of the same audio")
+    genres: Path | None = Field(None, description="genre baselines file; default config/genres.toml")
+
+
 class Config(Section):
     """The whole configuration."""
 
@@ -62,6 +73,7 @@ class Config(Section):
     catalog: CatalogSection = CatalogSection()
     limits: LimitsSection = LimitsSection()
     recognition: RecognitionSection = RecognitionSection()
+    loudness: LoudnessSection = LoudnessSection()
 
     @property
     def catalog_path(self) -> Path:
