@@ -48,15 +48,16 @@ struct es_loud {
     double w[ES_LOUD_MAX_CHANNELS];
     double kw[10];
     double *kst;          /* 4 biquad states per channel */
+    double *ch_acc;       /* per channel: sum of squares in the current step */
     float *buf;           /* per channel: TP_TAPS-1 history + g new samples */
     int buf_len;
+    int mark_lag;         /* interpolated outputs still made of samples from before the mark */
     float *y;             /* g interpolated samples */
     float *taps;          /* os * TP_TAPS */
     float tap_l1;         /* largest absolute tap sum of a branch */
     double *steps;        /* ring of the last 30 * k step energies */
     int nsteps_ring;
     uint64_t n_steps;
-    double step_acc;
     int step_fill;
     /* bands */
     es_fft *fft;
@@ -108,10 +109,11 @@ static void kweights(int rate, double *c)
     c[9] = (1.0 - K / q + K * K) / a0;
 }
 
-/* Filter n samples of one channel through both stages; returns the sum of squares. */
-static double kfilter(const double *c, double *s, const float *x, int n)
+/* Filter n samples of one channel through both stages, adding their squares to *sum in
+ * sample order (so the sum does not depend on how the input was split into blocks). */
+static void kfilter(const double *c, double *s, const float *x, int n, double *sum)
 {
-    double s1 = s[0], s2 = s[1], t1 = s[2], t2 = s[3], acc = 0.0;
+    double s1 = s[0], s2 = s[1], t1 = s[2], t2 = s[3], acc = *sum;
     const double b0 = c[0], b1 = c[1], b2 = c[2], a1 = c[3], a2 = c[4];
     const double d1 = c[8], d2 = c[9];
     for (int i = 0; i < n; i++) {
@@ -128,7 +130,7 @@ static double kfilter(const double *c, double *s, const float *x, int n)
     if (fabs(s1) < 1e-30 && fabs(s2) < 1e-30) s1 = s2 = 0.0;
     if (fabs(t1) < 1e-30 && fabs(t2) < 1e-30) t1 = t2 = 0.0;
     s[0] = s1; s[1] = s2; s[2] = t1; s[3] = t2;
-    return acc;
+    *sum = acc;
 }
 
 /* ---- true-peak interpolator ---- */
@@ -486,6 +488,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
 
     st->buf_len = TP_TAPS - 1 + st->g;
     st->kst = track(st, (size_t)channels * 4, sizeof(double));
+    st->ch_acc = track(st, (size_t)channels, sizeof(double));
     st->buf = track(st, (size_t)channels * st->buf_len, sizeof(float));
     st->y = track(st, (size_t)st->g, sizeof(float));
     st->taps = track(st, (size_t)st->os * TP_TAPS, sizeof(float));
@@ -517,7 +520,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
 
     int rc = scope_init(&st->all, channels, (uint64_t)exact_blocks, &st->bytes);
     if (!rc) rc = scope_init(&st->mark, channels, (uint64_t)exact_blocks, &st->bytes);
-    if (!rc && (!st->kst || !st->buf || !st->y || !st->taps || !st->steps || !st->hop_spk ||
+    if (!rc && (!st->kst || !st->ch_acc || !st->buf || !st->y || !st->taps || !st->steps || !st->hop_spk ||
                 !st->hop_tpk || !st->fft || !st->mono || !st->fft_in || !st->fft_pow ||
                 !st->hann || !st->w_block || !st->w_short || !st->w_maxm || !st->w_maxs ||
                 !st->w_spk || !st->w_tpk || !st->w_band || !st->scratch))
@@ -543,7 +546,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
 void es_loud_free(es_loud *st)
 {
     if (!st) return;
-    free(st->kst); free(st->buf); free(st->y); free(st->taps); free(st->steps);
+    free(st->kst); free(st->ch_acc); free(st->buf); free(st->y); free(st->taps); free(st->steps);
     free(st->hop_spk); free(st->hop_tpk);
     es_fft_free(st->fft);
     free(st->mono); free(st->fft_in); free(st->fft_pow); free(st->hann);
@@ -558,15 +561,16 @@ void es_loud_reset(es_loud *st)
 {
     int ch = st->ch;
     memset(st->kst, 0, sizeof(double) * 4 * (size_t)ch);
+    memset(st->ch_acc, 0, sizeof(double) * (size_t)ch);
     memset(st->buf, 0, sizeof(float) * (size_t)ch * st->buf_len);
     memset(st->steps, 0, sizeof(double) * (size_t)st->nsteps_ring);
     memset(st->mono, 0, sizeof(float) * (size_t)st->n_fft);
     memset(st->hop_spk, 0, sizeof(float) * (size_t)ch);
     memset(st->hop_tpk, 0, sizeof(float) * (size_t)ch);
     st->n_steps = 0;
-    st->step_acc = 0.0;
     st->step_fill = 0;
     st->mono_pos = 0;
+    st->mark_lag = 0;
     st->hop_maxm = st->hop_maxs = NONE;
     st->wpos = 0;
     st->wn = 0;
@@ -574,7 +578,11 @@ void es_loud_reset(es_loud *st)
     scope_clear(&st->mark, ch);
 }
 
-void es_loud_mark(es_loud *st) { scope_clear(&st->mark, st->ch); }
+void es_loud_mark(es_loud *st)
+{
+    scope_clear(&st->mark, st->ch);
+    st->mark_lag = TP_TAPS / 2;
+}
 
 /* ---- processing ---- */
 
@@ -648,8 +656,12 @@ static double to_lufs(double e)
 
 static void end_step(es_loud *st, double *mom, double *sto, int cap, int *nout)
 {
-    st->steps[st->n_steps % (uint64_t)st->nsteps_ring] = st->step_acc;
-    st->step_acc = 0.0;
+    double e = 0.0;
+    for (int c = 0; c < st->ch; c++) {
+        e += st->w[c] * st->ch_acc[c];
+        st->ch_acc[c] = 0.0;
+    }
+    st->steps[st->n_steps % (uint64_t)st->nsteps_ring] = e;
     st->step_fill = 0;
     st->n_steps++;
     st->all.since_step++;
@@ -673,7 +685,7 @@ static void end_step(es_loud *st, double *mom, double *sto, int cap, int *nout)
 static void note_peak(double *a, double *b, float *c, float v)
 {
     if (v > *a) *a = v;
-    if (v > *b) *b = v;
+    if (b && v > *b) *b = v;
     if (v > *c) *c = v;
 }
 
@@ -681,15 +693,21 @@ static void process_chunk(es_loud *st, const float *f, int len)
 {
     const int ch = st->ch, hist = TP_TAPS - 1;
     const int may_skip = !(st->flags & ES_LOUD_TP_EXHAUSTIVE) && st->wcap == 0;
+    const int lag = st->mark_lag;
     for (int c = 0; c < ch; c++) {
         float *b = st->buf + (size_t)c * st->buf_len;
         for (int i = 0; i < len; i++) b[hist + i] = f[(size_t)i * ch + c];
-        if (st->w[c] > 0.0) st->step_acc += st->w[c] * kfilter(st->kw, st->kst + 4 * c, b + hist, len);
+        if (st->w[c] > 0.0) kfilter(st->kw, st->kst + 4 * c, b + hist, len, &st->ch_acc[c]);
         float sp = abs_max(b + hist, len), tp = 0.0f;
         note_peak(&st->all.spk[c], &st->mark.spk[c], &st->hop_spk[c], sp);
         if (st->os > 1 && !(may_skip && abs_max(b, hist + len) * st->tap_l1 <= st->mark.tpk[c]))
             tp = true_peak_chunk(st, b, len);
-        note_peak(&st->all.tpk[c], &st->mark.tpk[c], &st->hop_tpk[c], tp > sp ? tp : sp);
+        if (lag) { /* right after a mark: only outputs made of samples after it count there */
+            float tm = lag < len && st->os > 1 ? true_peak_chunk(st, b + lag, len - lag) : 0.0f;
+            float v = tm > sp ? tm : sp;
+            if (v > st->mark.tpk[c]) st->mark.tpk[c] = v;
+        }
+        note_peak(&st->all.tpk[c], lag ? NULL : &st->mark.tpk[c], &st->hop_tpk[c], tp > sp ? tp : sp);
         memmove(b, b + len, sizeof(float) * hist);
     }
     int n = st->n_fft, p = st->mono_pos;
@@ -701,6 +719,7 @@ static void process_chunk(es_loud *st, const float *f, int len)
         p = (p + 1) & (n - 1);
     }
     st->mono_pos = p;
+    st->mark_lag = lag > len ? lag - len : 0;
     st->all.frames += len;
     st->mark.frames += len;
 }
