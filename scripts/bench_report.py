@@ -66,7 +66,7 @@ def latency_summary(ms: list[float]) -> dict[str, float]:
 
 
 def check_targets(table: dict[str, dict[str, dict[str, Any]]], fp_percent: float | None,
-                  ingest_x: float | None, latency_10s_ms: float | None,
+                  ingest_x: float | None, latency_10s_ms: dict[str, float],
                   mb_per_hour: float | None) -> list[Target]:
     """PASS/MISS per target row of the issue."""
     rows = []
@@ -82,9 +82,9 @@ def check_targets(table: dict[str, dict[str, dict[str, Any]]], fp_percent: float
     if ingest_x is not None:
         rows.append(Target("ingest speed (decode apart)", f">= {INGEST_MIN_X:g}x",
                            f"{ingest_x:.0f}x", ingest_x >= INGEST_MIN_X))
-    if latency_10s_ms is not None:
-        rows.append(Target("10 s query latency, median", f"<= {LATENCY_MAX_MS:g} ms",
-                           f"{latency_10s_ms:.1f} ms", latency_10s_ms <= LATENCY_MAX_MS))
+    for which, ms in latency_10s_ms.items():
+        rows.append(Target(f"10 s query latency, median ({which})", f"<= {LATENCY_MAX_MS:g} ms",
+                           f"{ms:.1f} ms", ms <= LATENCY_MAX_MS))
     if mb_per_hour is not None:
         rows.append(Target("index size", f"<= {INDEX_MAX_MB_PER_H:g} MB/h",
                            f"{mb_per_hour:.2f} MB/h", mb_per_hour <= INDEX_MAX_MB_PER_H))
