@@ -47,7 +47,7 @@ struct es_loud {
     int rate, ch, os, g, k, hop, flags;
     double w[ES_LOUD_MAX_CHANNELS];
     double kw[10];
-    double *kst;          /* 4 biquad states per channel */
+    double *kst;          /* KSTATE filter states per channel */
     double *ch_acc;       /* per channel: sum of squares in the current step */
     float *buf;           /* per channel: TP_TAPS-1 history + g new samples */
     int buf_len;
@@ -61,8 +61,8 @@ struct es_loud {
     int step_fill;
     /* bands */
     es_fft *fft;
-    int n_fft, mono_pos;
-    float *mono, *fft_in, *fft_pow, *hann;
+    int n_fft;
+    float *fft_in, *fft_pow, *hann; /* fft_in: the mono mix of the hop's last n_fft frames */
     int band_lo[ES_LOUD_BANDS], band_hi[ES_LOUD_BANDS];
     double wsum;
     /* per hop */
@@ -109,28 +109,59 @@ static void kweights(int rate, double *c)
     c[9] = (1.0 - K / q + K * K) / a0;
 }
 
-/* Filter n samples of one channel through both stages, adding their squares to *sum in
- * sample order (so the sum does not depend on how the input was split into blocks). */
+/* K-filter state per channel: direct form I, x1 x2 y1 y2 of each stage (8 doubles).
+ * Direct form I keeps one multiply-add on each stage's recursion path, and two channels
+ * are run in the same loop, so the two recursions overlap in the pipeline. Squares are
+ * added to *sum in sample order (the sum does not depend on how input was split). */
+#define KSTATE 8
+
+static inline double kstep(const double *c, double *s, double v)
+{
+    double u = c[0] * v + c[1] * s[0] + c[2] * s[1] - c[3] * s[2] - c[4] * s[3];
+    s[1] = s[0]; s[0] = v; s[3] = s[2]; s[2] = u;
+    double o = (u - 2.0 * s[4] + s[5]) - c[8] * s[6] - c[9] * s[7];
+    s[5] = s[4]; s[4] = u; s[7] = s[6]; s[6] = o;
+    return o;
+}
+
+static void kflush(double *s)
+{
+    int tiny = 1; /* vanishing states become zeros, so silence never runs into denormals */
+    for (int i = 0; i < KSTATE; i++) tiny &= fabs(s[i]) < 1e-30;
+    if (tiny) memset(s, 0, sizeof(double) * KSTATE);
+}
+
 static void kfilter(const double *c, double *s, const float *x, int n, double *sum)
 {
-    double s1 = s[0], s2 = s[1], t1 = s[2], t2 = s[3], acc = *sum;
-    const double b0 = c[0], b1 = c[1], b2 = c[2], a1 = c[3], a2 = c[4];
-    const double d1 = c[8], d2 = c[9];
+    double st[KSTATE], acc = *sum;
+    memcpy(st, s, sizeof st);
     for (int i = 0; i < n; i++) {
-        double v = x[i];
-        double u = b0 * v + s1;
-        s1 = b1 * v - a1 * u + s2;
-        s2 = b2 * v - a2 * u;
-        double o = u + t1;
-        t1 = -2.0 * u - d1 * o + t2;
-        t2 = u - d2 * o;
+        double o = kstep(c, st, x[i]);
         acc += o * o;
     }
-    /* flush vanishing states so silence never runs into denormals */
-    if (fabs(s1) < 1e-30 && fabs(s2) < 1e-30) s1 = s2 = 0.0;
-    if (fabs(t1) < 1e-30 && fabs(t2) < 1e-30) t1 = t2 = 0.0;
-    s[0] = s1; s[1] = s2; s[2] = t1; s[3] = t2;
+    memcpy(s, st, sizeof st);
+    kflush(s);
     *sum = acc;
+}
+
+static void kfilter2(const double *c, double *sa, double *sb, const float *xa, const float *xb,
+                     int n, double *suma, double *sumb)
+{
+    double a[KSTATE], b[KSTATE], acca = *suma, accb = *sumb;
+    memcpy(a, sa, sizeof a);
+    memcpy(b, sb, sizeof b);
+    for (int i = 0; i < n; i++) {
+        double oa = kstep(c, a, xa[i]);
+        double ob = kstep(c, b, xb[i]);
+        acca += oa * oa;
+        accb += ob * ob;
+    }
+    memcpy(sa, a, sizeof a);
+    memcpy(sb, b, sizeof b);
+    kflush(sa);
+    kflush(sb);
+    *suma = acca;
+    *sumb = accb;
 }
 
 /* ---- true-peak interpolator ---- */
@@ -487,7 +518,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
     kweights(rate, st->kw);
 
     st->buf_len = TP_TAPS - 1 + st->g;
-    st->kst = track(st, (size_t)channels * 4, sizeof(double));
+    st->kst = track(st, (size_t)channels * KSTATE, sizeof(double));
     st->ch_acc = track(st, (size_t)channels, sizeof(double));
     st->buf = track(st, (size_t)channels * st->buf_len, sizeof(float));
     st->y = track(st, (size_t)st->g, sizeof(float));
@@ -500,8 +531,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
     st->n_fft = 8;
     while (st->n_fft < rate / 25) st->n_fft *= 2;
     st->fft = es_fft_new(st->n_fft);
-    st->bytes += 6.0 * sizeof(float) * st->n_fft;
-    st->mono = track(st, (size_t)st->n_fft, sizeof(float));
+    st->bytes += 6.0 * sizeof(float) * st->n_fft; /* the FFT's own tables */
     st->fft_in = track(st, (size_t)st->n_fft, sizeof(float));
     st->fft_pow = track(st, (size_t)st->n_fft / 2 + 1, sizeof(float));
     st->hann = track(st, (size_t)st->n_fft, sizeof(float));
@@ -521,7 +551,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
     int rc = scope_init(&st->all, channels, (uint64_t)exact_blocks, &st->bytes);
     if (!rc) rc = scope_init(&st->mark, channels, (uint64_t)exact_blocks, &st->bytes);
     if (!rc && (!st->kst || !st->ch_acc || !st->buf || !st->y || !st->taps || !st->steps || !st->hop_spk ||
-                !st->hop_tpk || !st->fft || !st->mono || !st->fft_in || !st->fft_pow ||
+                !st->hop_tpk || !st->fft || !st->fft_in || !st->fft_pow ||
                 !st->hann || !st->w_block || !st->w_short || !st->w_maxm || !st->w_maxs ||
                 !st->w_spk || !st->w_tpk || !st->w_band || !st->scratch))
         rc = ES_LOUD_ENOMEM;
@@ -549,7 +579,7 @@ void es_loud_free(es_loud *st)
     free(st->kst); free(st->ch_acc); free(st->buf); free(st->y); free(st->taps); free(st->steps);
     free(st->hop_spk); free(st->hop_tpk);
     es_fft_free(st->fft);
-    free(st->mono); free(st->fft_in); free(st->fft_pow); free(st->hann);
+    free(st->fft_in); free(st->fft_pow); free(st->hann);
     free(st->w_block); free(st->w_short); free(st->w_maxm); free(st->w_maxs);
     free(st->w_spk); free(st->w_tpk); free(st->w_band); free(st->scratch);
     if (st->all.blocks.bins) scope_free(&st->all);
@@ -560,16 +590,15 @@ void es_loud_free(es_loud *st)
 void es_loud_reset(es_loud *st)
 {
     int ch = st->ch;
-    memset(st->kst, 0, sizeof(double) * 4 * (size_t)ch);
+    memset(st->kst, 0, sizeof(double) * KSTATE * (size_t)ch);
     memset(st->ch_acc, 0, sizeof(double) * (size_t)ch);
     memset(st->buf, 0, sizeof(float) * (size_t)ch * st->buf_len);
     memset(st->steps, 0, sizeof(double) * (size_t)st->nsteps_ring);
-    memset(st->mono, 0, sizeof(float) * (size_t)st->n_fft);
+    memset(st->fft_in, 0, sizeof(float) * (size_t)st->n_fft);
     memset(st->hop_spk, 0, sizeof(float) * (size_t)ch);
     memset(st->hop_tpk, 0, sizeof(float) * (size_t)ch);
     st->n_steps = 0;
     st->step_fill = 0;
-    st->mono_pos = 0;
     st->mark_lag = 0;
     st->hop_maxm = st->hop_maxs = NONE;
     st->wpos = 0;
@@ -615,8 +644,7 @@ static void end_hop(es_loud *st, double em, double es)
     if (!isnan(em) && st->mark.since_step >= need_m) gate_add(&st->mark.blocks, em);
     if (!isnan(es) && st->mark.since_step >= need_s) gate_add(&st->mark.shorts, es);
     if (audible) {
-        int n = st->n_fft, p = st->mono_pos;
-        for (int i = 0; i < n; i++) st->fft_in[i] = st->mono[(p + i) & (n - 1)] * st->hann[i];
+        for (int i = 0; i < st->n_fft; i++) st->fft_in[i] *= st->hann[i];
         es_fft_power(st->fft, st->fft_in, st->fft_pow);
         for (int b = 0; b < ES_LOUD_BANDS; b++)
             for (int i = st->band_lo[b]; i < st->band_hi[b]; i++) bands[b] += st->fft_pow[i];
@@ -689,6 +717,26 @@ static void note_peak(double *a, double *b, float *c, float v)
     if (v > *c) *c = v;
 }
 
+/* The mono mix feeds the band FFT, which only looks at the last n_fft frames of each hop:
+ * mix just those, straight into the FFT input in time order. */
+static void mono_mix(es_loud *st, int pos_in_hop, int len)
+{
+    const int hist = TP_TAPS - 1, first = st->hop - st->n_fft;
+    int skip = first - pos_in_hop;
+    if (skip >= len) return;
+    if (skip < 0) skip = 0;
+    float *out = st->fft_in + (pos_in_hop + skip - first);
+    int n = len - skip;
+    double norm = st->wsum > 0.0 ? 1.0 / st->wsum : 1.0;
+    for (int i = 0; i < n; i++) out[i] = 0.0f;
+    for (int c = 0; c < st->ch; c++) {
+        const float wc = (float)(st->w[c] * norm);
+        const float *b = st->buf + (size_t)c * st->buf_len + hist + skip;
+        if (wc != 0.0f)
+            for (int i = 0; i < n; i++) out[i] += wc * b[i];
+    }
+}
+
 static void process_chunk(es_loud *st, const float *f, int len)
 {
     const int ch = st->ch, hist = TP_TAPS - 1;
@@ -697,7 +745,24 @@ static void process_chunk(es_loud *st, const float *f, int len)
     for (int c = 0; c < ch; c++) {
         float *b = st->buf + (size_t)c * st->buf_len;
         for (int i = 0; i < len; i++) b[hist + i] = f[(size_t)i * ch + c];
-        if (st->w[c] > 0.0) kfilter(st->kw, st->kst + 4 * c, b + hist, len, &st->ch_acc[c]);
+    }
+    for (int c = 0; c < ch;) { /* K-weighting, two channels at a time */
+        int d = c + 1;
+        while (d < ch && st->w[d] <= 0.0) d++;
+        if (st->w[c] <= 0.0) { c++; continue; }
+        float *bc = st->buf + (size_t)c * st->buf_len + hist;
+        if (d < ch) {
+            float *bd = st->buf + (size_t)d * st->buf_len + hist;
+            kfilter2(st->kw, st->kst + KSTATE * c, st->kst + KSTATE * d, bc, bd, len,
+                     &st->ch_acc[c], &st->ch_acc[d]);
+            c = d + 1;
+        } else {
+            kfilter(st->kw, st->kst + KSTATE * c, bc, len, &st->ch_acc[c]);
+            c = d;
+        }
+    }
+    for (int c = 0; c < ch; c++) { /* peaks */
+        float *b = st->buf + (size_t)c * st->buf_len;
         float sp = abs_max(b + hist, len), tp = 0.0f;
         note_peak(&st->all.spk[c], &st->mark.spk[c], &st->hop_spk[c], sp);
         if (st->os > 1 && !(may_skip && abs_max(b, hist + len) * st->tap_l1 <= st->mark.tpk[c]))
@@ -708,17 +773,12 @@ static void process_chunk(es_loud *st, const float *f, int len)
             if (v > st->mark.tpk[c]) st->mark.tpk[c] = v;
         }
         note_peak(&st->all.tpk[c], lag ? NULL : &st->mark.tpk[c], &st->hop_tpk[c], tp > sp ? tp : sp);
+    }
+    mono_mix(st, (int)(st->n_steps % (uint64_t)st->k) * st->g + st->step_fill, len);
+    for (int c = 0; c < ch; c++) {
+        float *b = st->buf + (size_t)c * st->buf_len;
         memmove(b, b + len, sizeof(float) * hist);
     }
-    int n = st->n_fft, p = st->mono_pos;
-    double norm = st->wsum > 0.0 ? 1.0 / st->wsum : 1.0;
-    for (int i = 0; i < len; i++) {
-        double m = 0.0;
-        for (int c = 0; c < ch; c++) m += st->w[c] * f[(size_t)i * ch + c];
-        st->mono[p] = (float)(m * norm);
-        p = (p + 1) & (n - 1);
-    }
-    st->mono_pos = p;
     st->mark_lag = lag > len ? lag - len : 0;
     st->all.frames += len;
     st->mark.frames += len;

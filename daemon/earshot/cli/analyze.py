@@ -25,6 +25,8 @@ from ..report import Genre, bands_report, load_genres, pick_genre, verdict
 from .common import Progress, config_from_args, print_json
 
 BLOCK_FRAMES = 1 << 16
+_READ_AS = {"PCM_16": ("int16", 2.0 ** -15), "PCM_24": ("int32", 2.0 ** -31),
+            "PCM_32": ("int32", 2.0 ** -31)}
 
 
 def register(subparsers: Any) -> None:
@@ -86,16 +88,24 @@ def _blocks(path: Path, limits: Limits) -> tuple[int, int, Iterator[np.ndarray]]
         raise AudioError(f"{path}: {_minutes(f.frames / f.samplerate)} is over the "
                          f"{_minutes(limits.max_seconds)} input limit")
 
+    # integer PCM is read as integers and scaled here: the same values libsndfile's float
+    # conversion gives (a power-of-two scale), at a fraction of its cost
+    dtype, scale = _READ_AS.get(f.subtype, ("float32", None))
+
     def gen() -> Iterator[np.ndarray]:
         with f:
             seen = 0
             while True:
                 try:
-                    block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    raw = f.read(BLOCK_FRAMES, dtype=dtype, always_2d=True)
                 except (sf.LibsndfileError, RuntimeError) as exc:
                     raise AudioError(f"{path}: the audio data is damaged ({exc})") from None
-                if block.shape[0] == 0:
+                if raw.shape[0] == 0:
                     return
+                if scale is None:
+                    block = raw
+                else:
+                    block = np.multiply(raw, np.float32(scale), dtype=np.float32)
                 seen += block.shape[0]
                 if seen > limits.max_seconds * f.samplerate:
                     raise AudioError(f"{path}: longer than the {_minutes(limits.max_seconds)} input limit")
