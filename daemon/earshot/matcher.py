@@ -4,11 +4,10 @@ Evidence accumulates across the hops of a stream (`MatchSession.add_peaks`), so 
 and `identify` share one code path. Playback speed: the query's peaks are hashed under a
 few speed hypotheses (see fingerprint.h); each hypothesis is scored on its own.
 
-Confidence is 1 − p, where p bounds the chance that a best cell this strong arises by
-coincidence: for the best track, its hits are modelled as falling uniformly over the
-possible offsets (Poisson), and the tail probability of the best window is multiplied by
-the number of windows, tracks and speed hypotheses examined (Bonferroni). A threshold θ on
-confidence therefore keeps the false-positive rate per query at or below about 1 − θ.
+Confidence is 1 − p, where p estimates the chance that a best cell this strong arises by
+coincidence, from a null model learnt on the query's own non-matching evidence (see
+`null_log_p`), times the number of speed hypotheses examined. A threshold θ on confidence
+therefore aims at a false-positive rate per query of about 1 − θ.
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import pdtrc  # Poisson upper tail
 
 from .catalog import Catalog, Track
 from .fingerprint import PEAK_DTYPE, FingerprintParams, HashStream
@@ -27,6 +25,9 @@ BIN_FRAMES = 2           # offset histogram bin width, frames
 WINDOW_BINS = 4          # bins summed for a cell (covers jitter and residual speed drift)
 OFFSET_BIAS = 1 << 30
 SURE_P = 1e-9            # stop trying other speeds once a match is this certain
+NULL_BLOCK = 64          # offset bins per null-model block
+TAIL_MIN = 10            # blocks used for the tail fit, at least
+BETA_FLOOR = 1.0         # smallest tail scale (hits), for queries with little evidence
 
 
 @dataclass(frozen=True)
@@ -67,17 +68,6 @@ class _Hits:
             self.t_ref = [np.concatenate(self.t_ref)]
             self.t_query = [np.concatenate(self.t_query)]
         return self.track[0], self.t_ref[0], self.t_query[0]
-
-
-def _log_tail(c: int, lam: float) -> float:
-    """log P(X >= c) for X ~ Poisson(lam)."""
-    if c <= 0:
-        return 0.0
-    p = float(pdtrc(c - 1, lam))
-    if p > 0.0:
-        return math.log(p)
-    # far tail: log of the first term dominates
-    return -lam + c * math.log(lam) - math.lgamma(c + 1)
 
 
 class MatchSession:
@@ -161,16 +151,15 @@ class MatchSession:
         """The best-supported track over all speed hypotheses tried (or None).
 
         `since_frame` limits the evidence to query anchors at or after that frame."""
-        n_tracks = max(1, self.catalog.track_count())
         tried = [s for s in self.speeds if self._hits[s].query_hashes]
         best: Match | None = None
         for speed in tried:
-            m = self._best_for_speed(speed, since_frame, n_tracks, len(tried))
+            m = self._best_for_speed(speed, since_frame, len(tried))
             if m is not None and (best is None or m.p_value < best.p_value):
                 best = m
         return best
 
-    def _best_for_speed(self, speed: float, since: float | None, n_tracks: int, n_speeds: int) -> Match | None:
+    def _best_for_speed(self, speed: float, since: float | None, n_speeds: int) -> Match | None:
         track, t_ref, t_q = self._hits[speed].arrays()
         if since is not None and len(t_q):
             keep = t_q >= since * speed
@@ -179,41 +168,61 @@ class MatchSession:
             return None
         offset = t_ref - t_q
         obin = np.floor(offset / BIN_FRAMES).astype(np.int64) + OFFSET_BIAS // BIN_FRAMES
-        key = (track << 32) | obin
-        ukeys, counts = np.unique(key, return_counts=True)
-        # sum WINDOW_BINS consecutive bins of the same track
-        window = counts.copy()
-        for k in range(1, WINDOW_BINS):
-            nxt = np.searchsorted(ukeys, ukeys + k)
-            found = (nxt < len(ukeys)) & (ukeys[np.minimum(nxt, len(ukeys) - 1)] == ukeys + k)
-            window[found] += counts[nxt[found]]
-        # candidate cells: the strongest few, then judged by their p-value
-        order = np.argsort(-window, kind="stable")[:8]
-        per_track = np.bincount(np.searchsorted(np.unique(track), track))
-        track_ids = np.unique(track)
-        query_span = float(t_q.max() - t_q.min()) + 1.0
-        best: Match | None = None
-        for i in order:
-            tid = int(ukeys[i] >> 32)
-            tr = self._track(tid)
-            if tr is None:
-                continue
-            c = int(window[i])
-            n_t = int(per_track[np.searchsorted(track_ids, tid)])
-            span = tr.duration_s / self.params.frame_seconds + query_span
-            cells = max(1.0, span / BIN_FRAMES)
-            lam = n_t * WINDOW_BINS / cells
-            log_p = _log_tail(c, lam) + math.log(cells) + math.log(n_tracks) + math.log(n_speeds)
-            p = math.exp(min(0.0, log_p))
-            if best is None or p < best.p_value:
-                b0 = int(ukeys[i] & 0xFFFFFFFF)
-                in_cell = (track == tid) & (obin >= b0) & (obin < b0 + WINDOW_BINS)
-                offset_frames = float(np.median(offset[in_cell]))
-                best = Match(
-                    track=tr, offset_s=offset_frames * self.params.frame_seconds,
-                    confidence=1.0 - p, score=c, speed=speed, p_value=p,
-                )
-        return best
+        ukeys, window = window_counts((track << 32) | obin)
+        i = int(np.argmax(window))
+        c = int(window[i])
+        tid = int(ukeys[i] >> 32)
+        tr = self._track(tid)
+        if tr is None:
+            return None
+        log_p = null_log_p(ukeys, window, i) + math.log(n_speeds)
+        p = math.exp(min(0.0, log_p))
+        b0 = int(ukeys[i] & 0xFFFFFFFF)
+        in_cell = (track == tid) & (obin >= b0) & (obin < b0 + WINDOW_BINS)
+        offset_frames = float(np.median(offset[in_cell]))
+        return Match(
+            track=tr, offset_s=offset_frames * self.params.frame_seconds,
+            confidence=1.0 - p, score=c, speed=speed, p_value=p,
+        )
+
+
+def window_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (track << 32 | offset bin) keys and, for each, the hits in it and the
+    next WINDOW_BINS - 1 bins of the same track."""
+    ukeys, counts = np.unique(keys, return_counts=True)
+    window = counts.copy()
+    for k in range(1, WINDOW_BINS):
+        nxt = np.searchsorted(ukeys, ukeys + k)
+        nxt_c = np.minimum(nxt, len(ukeys) - 1)
+        found = (nxt < len(ukeys)) & (ukeys[nxt_c] == ukeys + k)
+        window[found] += counts[nxt_c[found]]
+    return ukeys, window
+
+
+def null_log_p(ukeys: np.ndarray, window: np.ndarray, best: int) -> float:
+    """log of the expected number of null offset blocks scoring at least the best cell.
+
+    Coincidental hits are not Poisson: music shares keys, tempi and held notes, so they
+    cluster. The null is instead learnt from this very query: the offset axis of every
+    track is cut into blocks of NULL_BLOCK bins, and each block's best window is a sample
+    of the null maximum (the best cell's own neighbourhood excluded). Its upper tail is
+    exponential (the Gumbel domain of such maxima), fitted by the mean excess over the
+    top blocks; the expected count of null blocks reaching the best score is the p-value
+    bound before the speed hypotheses' correction."""
+    c = float(window[best])
+    block = (ukeys >> 32) * (1 << 26) + ((ukeys & 0xFFFFFFFF) // NULL_BLOCK)
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+    maxima = np.maximum.reduceat(window, starts)
+    own = block[best]
+    near = np.abs(block[starts] - own) <= 1
+    null = np.sort(maxima[~near])[::-1].astype(np.float64)
+    k = int(min(len(null), max(TAIL_MIN, len(null) // 20)))
+    if k < 2:
+        u, beta, k = 0.0, BETA_FLOOR, 1
+    else:
+        u = float(null[k])  if k < len(null) else 0.0
+        beta = max(BETA_FLOOR, float(np.mean(null[:k] - u)))
+    return math.log(k) - (c - u) / beta
 
 
 def identify_peaks(
