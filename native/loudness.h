@@ -49,10 +49,15 @@
  * peak times the filter's largest absolute tap sum cannot beat the channel's current
  * maximum is not interpolated: the result is identical, only cheaper.
  *
- * Bands. Once per hop, the last n_fft samples of the channel-weighted mono mix (n_fft the
- * smallest power of two >= 40 ms) are Hann-windowed and transformed; the power in each of
- * six bands between seven edge frequencies is accumulated for hops whose 400 ms block is
- * above -70 LUFS. Readings are mean band powers (linear, arbitrary but common scale).
+ * Bands. Once per hop, the last n_fft frames of the hop's channel-weighted mono mix (n_fft
+ * the smallest power of two >= 40 ms, always shorter than a hop) are Hann-windowed and
+ * transformed; the power in each of six bands between seven edge frequencies is
+ * accumulated for hops whose 400 ms block is above -70 LUFS. Readings are mean band powers
+ * (linear, arbitrary but common scale): a statistical tonal balance, not every sample.
+ *
+ * Marks. es_loud_mark() takes effect at the next step boundary for the loudness windows
+ * (a block counts in MARK when it lies after the mark, give or take one step) and at once
+ * for peaks (interpolated values still made of samples before the mark are left out).
  */
 #ifndef EARSHOT_LOUDNESS_H
 #define EARSHOT_LOUDNESS_H
@@ -100,7 +105,7 @@ void es_loud_reset(es_loud *st);
 void es_loud_mark(es_loud *st);
 
 /**
- * Feed interleaved float frames. For every 10 ms step completed during this call, the
+ * Feed interleaved float frames (full scale +-1.0). For every 10 ms step completed during this call, the
  * momentary and short-term loudness (LUFS) of the windows ending at that step are written
  * to mom[] and st_out[] (either may be NULL), at most cap of them; NaN means the window
  * is not yet full, -INFINITY digital silence. *n_steps (may be NULL) receives the count.
@@ -126,8 +131,9 @@ double es_loud_get_momentary(const es_loud *st);
 double es_loud_get_short_term(const es_loud *st);
 
 /**
- * Largest momentary and short-term loudness in a scope (ALL or MARK; for WINDOW, on the
- * 100 ms hop grid). ES_LOUD_ENODATA when no such window was complete or all were silent.
+ * Largest momentary and short-term loudness in a scope, over every step's reading (the
+ * WINDOW scope keeps each hop's largest step readings). The MARK scope counts windows that
+ * lie wholly after the mark. ES_LOUD_ENODATA when no window was complete or all were silent.
  */
 int es_loud_get_max(const es_loud *st, int scope, double *max_momentary,
                     double *max_short_term);

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from earshot.cli import main
 
 RATE = 48000
@@ -149,15 +148,30 @@ def test_bad_inputs_give_one_clear_line_each(env: Path, capsys: pytest.CaptureFi
     junk = env / "junk.wav"
     junk.write_bytes(b"this is not audio at all" * 100)
     good = tone_file(env / "good.wav")
-    code = main(["analyze", "--json", str(missing), str(empty), str(junk), str(env), str(good)])
+    code = main(["analyze", "--json", str(missing), str(empty), str(junk), str(good)])
     out, err = capsys.readouterr()
     assert code == 1  # some failed, the rest done
     assert len(out.splitlines()) == 1 and json.loads(out)["file"] == str(good)
     lines = err.strip().splitlines()
-    assert len(lines) == 4 and all(line.startswith("earshot: ") for line in lines)
+    assert len(lines) == 3 and all(line.startswith("earshot: ") for line in lines)
     assert "no such file" in lines[0] and "empty" in lines[1]
-    assert "not a readable audio file" in lines[2] and "folder" in lines[3]
+    assert "not a readable audio file" in lines[2]
+    assert "Traceback" not in err
     assert main(["analyze", str(missing)]) == 65
+
+
+def test_folders_are_searched_for_audio(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    album = env / "album"
+    album.mkdir()
+    tone_file(album / "a.wav")
+    tone_file(album / "b.flac", subtype="PCM_16")
+    (album / "cover.txt").write_text("not audio")
+    code, results = run_json(capsys, str(album))
+    assert code == 0 and [Path(r["file"]).name for r in results] == ["a.wav", "b.flac"]
+    empty = env / "empty-folder"
+    empty.mkdir()
+    assert main(["analyze", str(empty)]) == 2
+    assert "no audio files" in capsys.readouterr().err
 
 
 def test_inputs_over_the_configured_length_are_refused(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

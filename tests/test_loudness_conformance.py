@@ -13,11 +13,10 @@ building at 4x and decimating with each of the four phases.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from earshot.loudness import LoudnessMeter
 
 RATES = (48000, 44100)
@@ -28,7 +27,7 @@ LOUD_TOL = 0.1
 def tones(rate: int, segments: list[tuple[float, float]], channels: int = 2,
           freq: float = 1000.0) -> np.ndarray:
     """A continuous-phase sine whose peak level steps through (dBFS or None=silence, seconds)."""
-    lengths = [int(round(sec * rate)) for _, sec in segments]
+    lengths = [round(sec * rate) for _, sec in segments]
     amp = np.concatenate([
         np.full(n, 0.0 if lvl is None else 10 ** (lvl / 20), dtype=np.float64)
         for (lvl, _), n in zip(segments, lengths)

@@ -7,7 +7,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 from earshot.bands import band_levels
 from earshot.loudness import LoudnessMeter, MeterError, channel_weights
 

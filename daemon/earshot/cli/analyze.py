@@ -10,16 +10,17 @@ import argparse
 import hashlib
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from ..analysis_cache import AnalysisCache, cache_key
-from ..audio.decode import Limits, decode
+from ..audio.decode import Limits, decode, find_audio_files
 from ..config import Config
-from ..errors import AudioError, EarshotError
+from ..errors import AudioError, EarshotError, UsageError
 from ..loudness import METER_VERSION, LoudnessMeter, Reading, Series
 from ..report import Genre, bands_report, load_genres, pick_genre, verdict
 from .common import Progress, config_from_args, print_json
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
         description="Integrated loudness, loudness range, true and sample peak, maximum "
         "momentary and short-term loudness, six bands against a genre's typical range, "
         "and a rule-based verdict (orientation, not mastering advice).")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (folders are searched)")
     p.add_argument("--genre", metavar="G", help="compare the bands with this genre (default: general)")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
     p.add_argument("--series", action="store_true",
@@ -181,7 +182,7 @@ def analyze_file(path: Path, cfg: Config, genre: Genre, *, mono_mode: str, serie
         if cache:
             cache.put(key, m)
     band_table = bands_report(m.get("band_powers"), genre)
-    out = {"file": str(path)}
+    out: dict[str, Any] = {"file": str(path)}
     out.update({k: v for k, v in m.items() if k not in ("band_powers", "series", "_key")})
     out["bands"] = band_table
     out["verdict"] = verdict(m, band_table, genre)
@@ -200,15 +201,17 @@ def _fmt(v: float | None, unit: str, signed: bool = False) -> str:
 def human(res: dict[str, Any]) -> str:
     """A short readable report."""
     d = res["duration_s"]
-    lines = [f"{res['file']}  ({int(d // 60)}:{d % 60:04.1f}, {res['sample_rate'] / 1000:g} kHz, "
-             f"{res['channels']} ch){'  [stored result]' if res['cached'] else ''}",
-             f"  integrated      {_fmt(res['integrated_lufs'], 'LUFS'):>12}    "
-             f"loudness range  {_fmt(res['loudness_range_lu'], 'LU'):>10}",
-             f"  true peak       {_fmt(res['true_peak_dbtp'], 'dBTP', True):>12}    "
-             f"sample peak     {_fmt(res['sample_peak_dbfs'], 'dBFS', True):>10}",
-             f"  max momentary   {_fmt(res['max_momentary_lufs'], 'LUFS'):>12}    "
-             f"max short-term  {_fmt(res['max_short_term_lufs'], 'LUFS'):>10}",
-             f"  bands vs typical {res['verdict']['genre']} range (dB of total):"]
+    cached = "  [stored result]" if res["cached"] else ""
+    head = (f"{res['file']}  ({int(d // 60)}:{d % 60:04.1f}, {res['sample_rate'] / 1000:g} kHz, "
+            f"{res['channels']} ch){cached}")
+    rows = [("integrated", _fmt(res["integrated_lufs"], "LUFS"),
+             "loudness range", _fmt(res["loudness_range_lu"], "LU")),
+            ("true peak", _fmt(res["true_peak_dbtp"], "dBTP", True),
+             "sample peak", _fmt(res["sample_peak_dbfs"], "dBFS", True)),
+            ("max momentary", _fmt(res["max_momentary_lufs"], "LUFS"),
+             "max short-term", _fmt(res["max_short_term_lufs"], "LUFS"))]
+    lines = [head] + [f"  {a:<15}{b:>12}    {c:<15}{e:>10}" for a, b, c, e in rows]
+    lines.append(f"  bands vs typical {res['verdict']['genre']} range (dB of total):")
     for name, b in res["bands"].items():
         low, high = b["typical_db"]
         mark = {"above": "  ▲ above", "below": "  ▼ below"}.get(b["status"] or "", "")
@@ -227,7 +230,9 @@ def run(args: argparse.Namespace) -> int:
     mono_mode = args.mono or cfg.loudness.mono_mode
     use_cache = cfg.loudness.cache and not args.no_cache
     cache = AnalysisCache(cfg.state_dir / "analysis-cache") if use_cache else None
-    files = [Path(f) for f in args.files]
+    files = list(find_audio_files([Path(f) for f in args.files]))
+    if not files:
+        raise UsageError("no audio files found in the folders given")
     progress = Progress(len(files), "analyzing") if len(files) > 1 and not args.json else None
     failures: list[EarshotError] = []
     for i, path in enumerate(files):
