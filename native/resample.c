@@ -132,10 +132,18 @@ static int drain(es_rs *rs, float *out, int cap)
             break;
         const float *x = rs->buf + first;
         const float *c = rs->coef + (size_t)rs->next_p * rs->taps;
-        float acc = 0.0f;
-        for (int k = 0; k < rs->taps; k++)
-            acc += x[k] * c[k];
-        out[n++] = acc;
+        /* four partial sums: lets the compiler vectorise without reassociation flags */
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+        int k = 0;
+        for (; k + 4 <= rs->taps; k += 4) {
+            a0 += x[k] * c[k];
+            a1 += x[k + 1] * c[k + 1];
+            a2 += x[k + 2] * c[k + 2];
+            a3 += x[k + 3] * c[k + 3];
+        }
+        for (; k < rs->taps; k++)
+            a0 += x[k] * c[k];
+        out[n++] = (a0 + a1) + (a2 + a3);
         rs->next_p += rs->down;
         rs->next_i += rs->next_p / rs->up;
         rs->next_p %= rs->up;

@@ -48,12 +48,14 @@ class Track:
     digest: str
     hashes: int
     added: float
+    file_digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "track_id": self.track_id, "title": self.title, "artist": self.artist,
             "album": self.album, "duration_s": round(self.duration_s, 3), "source": self.source,
-            "digest": self.digest, "hashes": self.hashes, "added": self.added,
+            "digest": self.digest, "file_digest": self.file_digest, "hashes": self.hashes,
+            "added": self.added,
         }
 
     @classmethod
@@ -61,7 +63,31 @@ class Track:
         return cls(
             int(d["track_id"]), d["title"], d.get("artist"), d.get("album"),
             float(d["duration_s"]), d["source"], d["digest"], int(d["hashes"]), float(d["added"]),
+            d.get("file_digest"),
         )
+
+
+@dataclass(frozen=True)
+class NewTrack:
+    """A fingerprinted track ready to store."""
+
+    title: str
+    artist: str | None
+    album: str | None
+    duration_s: float
+    source: str
+    digest: str
+    file_digest: str | None
+    hashes: np.ndarray
+    times: np.ndarray
+
+
+def _prepare_postings(it: NewTrack) -> tuple[np.ndarray, np.ndarray]:
+    """Posting keys (big-endian hashes) and anchor frames, sorted for LMDB."""
+    hashes = np.asarray(it.hashes, dtype=np.uint32)
+    frames = np.clip(np.rint(np.asarray(it.times, dtype=np.float64)), 0, 2**32 - 1).astype(np.uint32)
+    order = np.lexsort((frames, hashes))
+    return hashes[order].astype(">u4"), frames[order]
 
 
 @dataclass(frozen=True)
@@ -122,10 +148,7 @@ class Catalog:
             raise CatalogError(f"{path}: catalog is not readable (permissions)")
         try:
             size = max(map_size, data_file.stat().st_size if data_file.exists() else 0)
-            env = lmdb.open(
-                str(path), max_dbs=8, map_size=size, readonly=readonly, lock=True,
-                subdir=True, readahead=False, meminit=False,
-            )
+            env = _open_env(path, size, readonly)
         except lmdb.Error as exc:
             raise CatalogError(f"{path}: cannot open catalog ({exc})") from None
         try:
@@ -204,43 +227,55 @@ class Catalog:
 
     # -- tracks --------------------------------------------------------------------------
     def find_digest(self, digest: str) -> int | None:
+        """The track with this decoded-audio digest, if any."""
         with self.reader() as txn:
             raw = txn.get(digest.encode(), db=self._digests)
         return None if raw is None else _U32.unpack(raw)[0]
 
+    def find_file_digest(self, file_digest: str) -> int | None:
+        """The track ingested from a file with exactly these bytes, if any."""
+        return self.find_digest("file:" + file_digest)
+
     def add_track(
         self, *, title: str, artist: str | None, album: str | None, duration_s: float,
-        source: str, digest: str, hashes: np.ndarray, times: np.ndarray,
+        source: str, digest: str, hashes: np.ndarray, times: np.ndarray, file_digest: str | None = None,
     ) -> tuple[int, bool]:
         """Store a track and its postings atomically. Returns (track id, added); when the
         digest is already stored, nothing is written and added is False."""
-        hashes = np.asarray(hashes, dtype=np.uint32)
-        frames = np.clip(np.rint(np.asarray(times, dtype=np.float64)), 0, 2**32 - 1).astype(np.uint32)
-        order = np.lexsort((frames, hashes))
-        keys = hashes[order].astype(">u4")
-        packed_hashes = _pack_hashes(hashes)
+        item = NewTrack(title, artist, album, duration_s, source, digest, file_digest, hashes, times)
+        return self.add_tracks([item])[0]
 
-        def write(txn: lmdb.Transaction) -> tuple[int, bool]:
-            existing = txn.get(digest.encode(), db=self._digests)
-            if existing is not None:
-                return _U32.unpack(existing)[0], False
-            track_id = _U32.unpack(txn.get(b"next_track_id", db=self._meta))[0]
-            txn.put(b"next_track_id", _U32.pack(track_id + 1), db=self._meta)
-            values = np.empty(len(keys), dtype=POSTING_DTYPE)
-            values["track"] = track_id
-            values["time"] = frames[order]
-            kb, vb = keys.tobytes(), values.tobytes()
-            items = ((kb[4 * i:4 * i + 4], vb[8 * i:8 * i + 8]) for i in range(len(keys)))
-            txn.cursor(db=self._postings).putmulti(items, dupdata=True, overwrite=True)
-            tid = _U32.pack(track_id)
-            track = Track(track_id, title, artist, album, float(duration_s), source, digest,
-                          int(len(keys)), time.time())
-            txn.put(tid, json.dumps(track.to_json(), ensure_ascii=False).encode(), db=self._tracks)
-            txn.put(digest.encode(), tid, db=self._digests)
-            txn.put(tid, packed_hashes, db=self._track_hashes)
-            return track_id, True
+    def add_tracks(self, items: list["NewTrack"]) -> list[tuple[int, bool]]:
+        """Store several tracks in one write transaction (all or none): far less copying in
+        LMDB than one transaction per track, so the file stays compact."""
+        prepared = [_prepare_postings(it) for it in items]
+
+        def write(txn: lmdb.Transaction) -> list[tuple[int, bool]]:
+            return [self._write_track(txn, it, keys, vals) for it, (keys, vals) in zip(items, prepared)]
 
         return self._write(write)
+
+    def _write_track(self, txn: lmdb.Transaction, it: "NewTrack", keys: np.ndarray, frames: np.ndarray) -> tuple[int, bool]:
+        existing = txn.get(it.digest.encode(), db=self._digests)
+        if existing is not None:
+            return _U32.unpack(existing)[0], False
+        track_id = _U32.unpack(txn.get(b"next_track_id", db=self._meta))[0]
+        txn.put(b"next_track_id", _U32.pack(track_id + 1), db=self._meta)
+        values = np.empty(len(keys), dtype=POSTING_DTYPE)
+        values["track"] = track_id
+        values["time"] = frames
+        kb, vb = keys.tobytes(), values.tobytes()
+        items = ((kb[4 * i:4 * i + 4], vb[8 * i:8 * i + 8]) for i in range(len(keys)))
+        txn.cursor(db=self._postings).putmulti(items, dupdata=True, overwrite=True)
+        tid = _U32.pack(track_id)
+        track = Track(track_id, it.title, it.artist, it.album, float(it.duration_s), it.source,
+                      it.digest, int(len(keys)), time.time(), it.file_digest)
+        txn.put(tid, json.dumps(track.to_json(), ensure_ascii=False).encode(), db=self._tracks)
+        txn.put(it.digest.encode(), tid, db=self._digests)
+        if it.file_digest:
+            txn.put(b"file:" + it.file_digest.encode(), tid, db=self._digests)
+        txn.put(tid, _pack_hashes(it.hashes), db=self._track_hashes)
+        return track_id, True
 
     def remove_track(self, track_id: int) -> Track:
         """Remove a track, its digest and every posting of it."""
@@ -265,6 +300,8 @@ class Catalog:
             txn.delete(tid, db=self._tracks)
             txn.delete(tid, db=self._track_hashes)
             txn.delete(track.digest.encode(), db=self._digests)
+            if track.file_digest:
+                txn.delete(b"file:" + track.file_digest.encode(), db=self._digests)
             return track
 
         return self._write(write)
@@ -308,6 +345,25 @@ class Catalog:
                     n += 1
             return n
 
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the data file without its free pages; returns (bytes before, after).
+
+        Only while no other process has the catalog open (stop the daemon first)."""
+        data_file = self.path / "data.mdb"
+        before = data_file.stat().st_size
+        tmp = self.path / "compact.tmp"
+        tmp.mkdir(exist_ok=True)
+        for f in tmp.iterdir():
+            f.unlink()
+        self.env.copy(str(tmp), compact=True)
+        os.replace(tmp / "data.mdb", data_file)
+        tmp.rmdir()
+        # reopen on the new file
+        self.env.close()
+        reopened = Catalog.open(self.path, params=self.params)
+        self.__dict__.update(reopened.__dict__)
+        return before, data_file.stat().st_size
+
     # -- lookups -------------------------------------------------------------------------
     def lookup(self, hashes: np.ndarray, txn: lmdb.Transaction | None = None) -> np.ndarray:
         """Every posting of the given (distinct, sorted) hashes: a LOOKUP_DTYPE array."""
@@ -323,6 +379,19 @@ class Catalog:
             dupdata=True, dupfixed_bytes=8, keyfixed=True,
         )
         return np.frombuffer(raw, dtype=LOOKUP_DTYPE)
+
+
+def _open_env(path: Path, size: int, readonly: bool) -> lmdb.Environment:
+    kw: dict[str, Any] = dict(max_dbs=8, map_size=size, readonly=readonly, subdir=True,
+                              readahead=False, meminit=False)
+    try:
+        return lmdb.open(str(path), lock=True, **kw)
+    except lmdb.Error as exc:
+        # a reader without write access to the lock file (e.g. a user reading the
+        # service's catalog) can still read, without LMDB's reader table
+        if readonly and ("Permission denied" in str(exc) or "Read-only" in str(exc)):
+            return lmdb.open(str(path), lock=False, **kw)
+        raise
 
 
 def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:

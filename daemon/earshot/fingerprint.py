@@ -33,7 +33,7 @@ class PeakParams:
     salience_radius: int = 24
     min_salience_db: float = 6.0
     floor_db: float = -90.0
-    max_peaks_per_frame: int = 2
+    max_peaks_per_frame: int = 1
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class HashParams:
     max_doct: float = 1.5
     dt_min: int = 2
     dt_max: int = 48
-    fanout: int = 4
+    fanout: int = 3
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class FingerprintParams:
     query_peaks: PeakParams = field(
         default_factory=lambda: PeakParams(time_radius=6, min_salience_db=4.0, max_peaks_per_frame=4)
     )
-    query_hash: HashParams = field(default_factory=lambda: HashParams(fanout=10))
+    query_hash: HashParams = field(default_factory=lambda: HashParams(fanout=6))
 
     @property
     def sample_rate(self) -> int:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio.decode import Audio, Limits, audio_digest, decode
+from .audio.decode import Audio, Limits, audio_digest, decode, file_digest
 from .audio.resample import mix_mono, resample
-from .catalog import Catalog
+from .catalog import Catalog, NewTrack
 from .fingerprint import FingerprintParams, fingerprint_signal
 from .tags import TrackMeta, read_meta
 
@@ -27,26 +27,41 @@ def fingerprint_rate_signal(audio: Audio, params: FingerprintParams) -> np.ndarr
     return resample(mix_mono(audio.samples), audio.sample_rate, params.sample_rate)
 
 
-def ingest_audio(catalog: Catalog, audio: Audio, meta: TrackMeta | dict, source: str) -> IngestOutcome:
-    """Fingerprint decoded audio and store it (skipped when the same audio is stored)."""
+def prepare_audio(
+    audio: Audio, meta: TrackMeta | dict, source: str, params: FingerprintParams,
+    file_digest: str | None = None,
+) -> NewTrack:
+    """Fingerprint decoded audio into a track ready to store."""
     if isinstance(meta, dict):
         meta = TrackMeta(meta["title"], meta.get("artist"), meta.get("album"))
-    digest = audio_digest(audio)
-    existing = catalog.find_digest(digest)
-    if existing is not None:
-        return IngestOutcome(existing, False, meta.title, 0, audio.duration_s)
-    params = catalog.params
     signal = fingerprint_rate_signal(audio, params)
     fp = fingerprint_signal(signal, params.catalog_peaks, params.catalog_hash)
-    track_id, added = catalog.add_track(
-        title=meta.title, artist=meta.artist, album=meta.album, duration_s=audio.duration_s,
-        source=source, digest=digest, hashes=fp.hashes, times=fp.times,
-    )
-    return IngestOutcome(track_id, added, meta.title, len(fp.hashes), audio.duration_s)
+    return NewTrack(meta.title, meta.artist, meta.album, audio.duration_s, source,
+                    audio_digest(audio), file_digest, fp.hashes, fp.times)
+
+
+def prepare_file(path: Path, params: FingerprintParams, limits: Limits = Limits(),
+                 file_digest_hex: str | None = None) -> NewTrack:
+    """Decode, read the tags of, and fingerprint one file (AudioError when unreadable)."""
+    path = Path(path).resolve()
+    audio = decode(path, limits)
+    return prepare_audio(audio, read_meta(path), str(path), params,
+                         file_digest_hex or file_digest(path))
+
+
+def ingest_audio(catalog: Catalog, audio: Audio, meta: TrackMeta | dict, source: str) -> IngestOutcome:
+    """Fingerprint decoded audio and store it (skipped when the same audio is stored)."""
+    item = prepare_audio(audio, meta, source, catalog.params)
+    track_id, added = catalog.add_tracks([item])[0]
+    return IngestOutcome(track_id, added, item.title, len(item.hashes), item.duration_s)
 
 
 def ingest_file(catalog: Catalog, path: Path, limits: Limits = Limits()) -> IngestOutcome:
     """Decode, tag-read and ingest one file (AudioError when it cannot be decoded)."""
-    path = Path(path).resolve()
-    audio = decode(path, limits)
-    return ingest_audio(catalog, audio, read_meta(path), str(path))
+    fd = file_digest(Path(path))
+    existing = catalog.find_file_digest(fd)
+    if existing is not None:
+        return IngestOutcome(existing, False, Path(path).name, 0, 0.0)
+    item = prepare_file(path, catalog.params, limits, fd)
+    track_id, added = catalog.add_tracks([item])[0]
+    return IngestOutcome(track_id, added, item.title, len(item.hashes), item.duration_s)

@@ -5,9 +5,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..config import Config, load_config
+
+if TYPE_CHECKING:
+    from ..audio.decode import Limits
+    from ..catalog import Catalog
 
 
 def config_from_args(args: Any) -> Config:
@@ -56,3 +60,28 @@ class Progress:
             self.stream.write("\r" + " " * 100 + "\r")
         self.stream.write(text + "\n")
         self.stream.flush()
+
+
+def add_catalog_option(parser: Any) -> None:
+    parser.add_argument("--catalog", metavar="PATH", help="catalog folder (default: from the config, "
+                        "else <state dir>/catalog)")
+
+
+def catalog_path(args: Any, config: Config) -> Path:
+    return Path(args.catalog) if getattr(args, "catalog", None) else config.catalog_path
+
+
+def limits_from(config: Config) -> "Limits":
+    from ..audio.decode import Limits
+
+    return Limits(
+        max_bytes=int(config.limits.max_file_mb * 1024 * 1024),
+        max_seconds=float(config.limits.max_duration_min * 60),
+    )
+
+
+def open_catalog_for_reading(path: Path) -> "Catalog":
+    """Open a catalog read-only (LMDB still records readers in lock.mdb)."""
+    from ..catalog import Catalog
+
+    return Catalog.open(path, readonly=True)
