@@ -75,10 +75,14 @@ def _check_path(path: Path, limits: Limits) -> None:
         )
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def _check_length(path: Path, seconds: float, limits: Limits) -> None:
     if seconds > limits.max_seconds:
         raise AudioError(
-            f"{path}: {seconds / 60:.0f} min is over the {limits.max_seconds / 60:.0f} min input limit"
+            f"{path}: {_duration(seconds)} is over the {_duration(limits.max_seconds)} input length limit"
         )
 
 

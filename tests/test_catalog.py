@@ -1,0 +1,124 @@
+"""The LMDB catalog, on real LMDB files."""
+import multiprocessing as mp
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from earshot.catalog import Catalog, NewTrack
+from earshot.errors import CatalogError
+from earshot.fingerprint import DEFAULT_PARAMS, FingerprintParams
+
+
+def track(n: int, seed: int, digest: str) -> NewTrack:
+    rng = np.random.default_rng(seed)
+    return NewTrack(f"Song {seed}", "Artist", "Album", n / 60.0, f"/music/{seed}.flac", digest, None,
+                    rng.integers(0, 1 << 21, n).astype(np.uint32), np.sort(rng.uniform(0, 10000, n)).astype(np.float32))
+
+
+def postings_of(cat: Catalog, track_id: int) -> int:
+    with cat.reader() as txn:
+        return sum(1 for _, v in txn.cursor(db=cat._postings) if int.from_bytes(v[:4], "big") == track_id)
+
+
+def test_add_and_reopen(tmp_path):
+    path = tmp_path / "cat"
+    with Catalog.open(path, create=True) as cat:
+        (tid, added), = cat.add_tracks([track(500, 1, "d1")])
+        assert added and tid == 1
+    with Catalog.open(path, readonly=True) as cat:
+        t = cat.get_track(1)
+        assert t.title == "Song 1" and t.hashes == 500
+        st = cat.stats()
+        assert st.tracks == 1 and st.postings == 500
+
+
+def test_postings_are_found_by_hash(tmp_path):
+    with Catalog.open(tmp_path / "cat", create=True) as cat:
+        item = track(300, 2, "d2")
+        cat.add_tracks([item])
+        h = np.unique(item.hashes)[:10]
+        found = cat.lookup(h)
+        assert set(found["hash"].tolist()) == set(h.tolist())
+        assert np.all(found["track"] == 1)
+        expected = sum(int(np.sum(item.hashes == x)) for x in h)
+        assert len(found) == expected
+
+
+def test_same_digest_is_never_stored_twice(tmp_path):
+    with Catalog.open(tmp_path / "cat", create=True) as cat:
+        first = cat.add_tracks([track(100, 3, "same")])[0]
+        second = cat.add_tracks([track(100, 4, "same")])[0]
+        assert first == (1, True) and second == (1, False)
+        assert cat.track_count() == 1
+        # also within one batch
+        res = cat.add_tracks([track(50, 5, "x"), track(50, 6, "x")])
+        assert res[0][1] and not res[1][1]
+
+
+def test_remove_deletes_every_posting(tmp_path):
+    with Catalog.open(tmp_path / "cat", create=True) as cat:
+        cat.add_tracks([track(800, 7, "a"), track(800, 8, "b")])
+        assert postings_of(cat, 1) == 800
+        removed = cat.remove_track(1)
+        assert removed.title == "Song 7"
+        assert postings_of(cat, 1) == 0
+        assert postings_of(cat, 2) == 800
+        assert cat.find_digest("a") is None and cat.get_track(1) is None
+        with pytest.raises(CatalogError, match="no track 1"):
+            cat.remove_track(1)
+
+
+def test_map_grows_when_full(tmp_path):
+    with Catalog.open(tmp_path / "cat", create=True, map_size=256 * 1024) as cat:
+        for i in range(6):
+            cat.add_tracks([track(20000, 10 + i, f"g{i}")])
+        assert cat.env.info()["map_size"] > 256 * 1024
+        assert cat.stats().postings == 120000
+
+
+def test_other_parameters_are_refused_with_advice(tmp_path):
+    path = tmp_path / "cat"
+    Catalog.open(path, create=True).close()
+    other = FingerprintParams(catalog_hash=replace(DEFAULT_PARAMS.catalog_hash, fanout=5))
+    with pytest.raises(CatalogError, match=r"other fingerprint parameters.*fanout.*--rebuild"):
+        Catalog.open(path, params=other)
+
+
+def test_missing_and_foreign_folders_are_clear_errors(tmp_path):
+    with pytest.raises(CatalogError, match="no catalog here"):
+        Catalog.open(tmp_path / "nothing")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "file.txt").write_text("hello")
+    with pytest.raises(CatalogError, match="not an earshot catalog"):
+        Catalog.open(tmp_path / "junk", create=True)
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(CatalogError, match="is a file"):
+        Catalog.open(tmp_path / "plain")
+
+
+def _writer(path, ready, go):
+    with Catalog.open(path) as cat:
+        ready.set()
+        go.wait(10)
+        cat.add_tracks([track(1000, 99, "late")])
+
+
+def test_reader_sees_new_tracks_at_its_next_transaction(tmp_path):
+    path = tmp_path / "cat"
+    with Catalog.open(path, create=True) as cat:
+        cat.add_tracks([track(100, 1, "early")])
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Event(), ctx.Event()
+    with Catalog.open(path, readonly=True) as reader:
+        with reader.reader() as old_txn:
+            proc = ctx.Process(target=_writer, args=(path, ready, go))
+            proc.start()
+            assert ready.wait(30)
+            go.set()
+            proc.join(60)
+            assert proc.exitcode == 0
+            # the open transaction still sees the old snapshot
+            assert old_txn.stat(reader._tracks)["entries"] == 1
+        assert reader.track_count() == 2
+        assert reader.find_digest("late") == 2

@@ -1,0 +1,112 @@
+"""Recognition of generated music-like songs under noise, gain, offset and resampling."""
+import numpy as np
+import pytest
+
+from earshot.audio.decode import Audio
+from earshot.audio.resample import resample
+from earshot.catalog import Catalog
+from earshot.identify import identify_audio
+from earshot.ingest import ingest_audio
+from music import add_noise, song
+
+RATE = 44100
+SONGS = 6
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rec") / "catalog"
+    songs = {}
+    with Catalog.open(path, create=True) as cat:
+        for i in range(SONGS):
+            x = song(100 + i, 40.0, RATE)
+            songs[i + 1] = x
+            out = ingest_audio(cat, Audio(x[:, None], RATE), {"title": f"Song {i}"}, f"/music/{i}.wav")
+            assert out.added and out.track_id == i + 1
+    cat = Catalog.open(path, readonly=True)
+    yield cat, songs
+    cat.close()
+
+
+def query(x, start_s, seconds, rate=RATE):
+    a = int(start_s * rate)
+    return x[a:a + int(seconds * rate)]
+
+
+@pytest.mark.parametrize("track_id,start", [(1, 3.0), (3, 17.5), (6, 29.0)])
+def test_clean_excerpt_is_found_at_its_position(catalog, track_id, start):
+    cat, songs = catalog
+    m = identify_audio(cat, Audio(query(songs[track_id], start, 8)[:, None], RATE))
+    assert m is not None and m.track.track_id == track_id
+    assert abs(m.offset_s - start) < 0.05
+    assert m.confidence > 0.99
+
+
+@pytest.mark.parametrize("snr", [10, 0])
+def test_noisy_excerpt_is_found(catalog, snr):
+    cat, songs = catalog
+    q = add_noise(query(songs[2], 10, 10), snr, seed=snr)
+    m = identify_audio(cat, Audio(q[:, None], RATE))
+    assert m is not None and m.track.track_id == 2 and abs(m.offset_s - 10) < 0.1
+
+
+def test_quiet_excerpt_is_found(catalog):
+    cat, songs = catalog
+    q = query(songs[4], 5, 8) * 10 ** (-30 / 20)
+    m = identify_audio(cat, Audio(q[:, None], RATE))
+    assert m is not None and m.track.track_id == 4
+
+
+def test_other_rates_and_stereo_are_found(catalog):
+    cat, songs = catalog
+    q = resample(query(songs[5], 12, 8), RATE, 22050)
+    stereo = np.stack([q, 0.5 * q], axis=1)
+    m = identify_audio(cat, Audio(stereo, 22050))
+    assert m is not None and m.track.track_id == 5 and abs(m.offset_s - 12) < 0.1
+
+
+@pytest.mark.parametrize("speed", [0.96, 1.03])
+def test_speed_changed_excerpt_is_found(catalog, speed):
+    cat, songs = catalog
+    x = query(songs[3], 8, 10 * speed)
+    fast = resample(x, int(round(RATE * speed)), RATE)  # played `speed` times too fast
+    m = identify_audio(cat, Audio(fast[:, None], RATE))
+    assert m is not None and m.track.track_id == 3
+    assert abs(m.offset_s - 8) < 0.5
+    assert abs(m.speed - speed) < 0.02
+
+
+def test_unknown_song_is_no_match(catalog):
+    cat, _ = catalog
+    for seed in (900, 901, 902):
+        q = song(seed, 10.0, RATE)
+        assert identify_audio(cat, Audio(q[:, None], RATE)) is None
+
+
+def test_noise_and_silence_are_no_match(catalog):
+    cat, _ = catalog
+    rng = np.random.default_rng(0)
+    assert identify_audio(cat, Audio(rng.standard_normal((RATE * 8, 1)).astype(np.float32) * 0.1, RATE)) is None
+    assert identify_audio(cat, Audio(np.zeros((RATE * 8, 1), np.float32), RATE)) is None
+
+
+def test_evidence_accumulates_across_hops(catalog):
+    """The daemon's path: peaks fed hop by hop into one session reach a sure match."""
+    from earshot.audio.resample import Resampler
+    from earshot.fingerprint import PeakStream
+    from earshot.matcher import MatchSession
+
+    cat, songs = catalog
+    x = add_noise(query(songs[6], 20, 12), 5, seed=1)
+    rs = Resampler(RATE, cat.params.sample_rate)
+    ps = PeakStream(cat.params.query_peaks)
+    session = MatchSession(cat, speeds=(1.0,))
+    hop = RATE // 4
+    confidences = []
+    for i in range(0, len(x), hop):
+        peaks = ps.process(rs.process(x[i:i + hop]))
+        session.add_peaks(peaks, ps.frames_final)
+        m = session.best()
+        confidences.append(m.confidence if m and m.track.track_id == 6 else 0.0)
+    assert confidences[-1] > 0.999
+    assert confidences[2] < confidences[-1]
