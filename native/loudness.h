@@ -8,8 +8,9 @@
  * `es_loud_free`, integer error codes. Blocks of any size give the same readings as one
  * call on the whole signal. Nothing is allocated after `es_loud_new`.
  *
- * Time grid. A hop is H = round(rate / 10) frames (100 ms); a step is the largest divisor
- * g of H with g <= rate / 100 (10 ms at 48 and 44.1 kHz). Momentary loudness is the mean
+ * Time grid. A hop is H = rate / 10 frames (100 ms); a step is the largest divisor g of H
+ * with g <= rate / 100 (10 ms at 48 and 44.1 kHz, 6.7 ms at 22.05 kHz). Rates without
+ * such a grid (e.g. 11025 Hz) use g = floor(rate / 100) and H = 10 g, within 0.1%. Momentary loudness is the mean
  * energy of the last 4 hops, short-term of the last 30 hops, both read at every step.
  * Gating blocks (400 ms, 75% overlap) end on hop boundaries; so do the short-term values
  * that feed the loudness range (10 per second). An incomplete last block is dropped.

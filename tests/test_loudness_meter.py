@@ -264,3 +264,15 @@ def test_memory_after_a_simulated_week_equals_memory_after_a_minute() -> None:
     _simulate(m, 7 * 24 * 3600, rate, rng)
     assert m.state_bytes() == size and _rss_kb() - rss_minute < 1024
     assert m.integrated() is not None and m.integrated_error() < 0.05
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 32000, 96000, 192000])
+def test_other_rates_read_the_same_tone_alike(rate: int) -> None:
+    t = np.arange(rate * 6) / rate
+    x = (10 ** (-23 / 20) * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    m = LoudnessMeter(rate, 2)
+    m.process(np.stack([x, x], 1))
+    assert m.step_s <= 0.01
+    assert m.oversampling * rate >= 192000
+    assert m.integrated() == pytest.approx(-23.0, abs=0.05)
+    assert m.true_peak() == pytest.approx(-23.0, abs=0.06)
