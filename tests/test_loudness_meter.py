@@ -276,3 +276,11 @@ def test_other_rates_read_the_same_tone_alike(rate: int) -> None:
     assert m.oversampling * rate >= 192000
     assert m.integrated() == pytest.approx(-23.0, abs=0.05)
     assert m.true_peak() == pytest.approx(-23.0, abs=0.06)
+
+
+def test_live_meter_follows_its_config_section() -> None:
+    from earshot.config import LoudnessSection
+    m = LoudnessMeter.live(LoudnessSection(window_min=2, mono_mode="dual"), 48000, 1)
+    assert m.window_s == 120 and m.weights == [2.0]
+    m.process(np.zeros((48000, 1), dtype=np.float32))
+    assert m.duration_s("window") == pytest.approx(1.0)

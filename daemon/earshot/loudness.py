@@ -9,12 +9,14 @@ Undefined readings (too short, silence) are None, never -70 or -inf.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
 from . import bands as band_defs
+from .config import LoudnessSection
 from .native import ffi, lib
 
 # Bump whenever a change could alter any number a meter reports: cached analyses
@@ -138,6 +140,13 @@ class LoudnessMeter:
         self.oversampling = int(lib.es_loud_oversampling(self._st))
         self._d1 = ffi.new("double *")
         self._d2 = ffi.new("double *")
+
+    @classmethod
+    def live(cls, section: LoudnessSection, sample_rate: int, channels: int) -> LoudnessMeter:
+        """The daemon's meter: a rolling window of `section.window_min` minutes, exact
+        gating for the first hour of each scope, bounded histograms after that."""
+        return cls(sample_rate, channels, mono_mode=section.mono_mode,
+                   window_s=round(section.window_min * 60), exact_seconds=3600.0)
 
     # -- feeding -------------------------------------------------------------------
     def process(self, frames: np.ndarray, series: bool = False) -> Series | None:
