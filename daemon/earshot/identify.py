@@ -20,7 +20,8 @@ def identify_audio(
     params = catalog.params
     signal = fingerprint_rate_signal(audio, params)
     peaks = extract_peaks(signal, params.query_peaks)
-    match = identify_peaks(catalog, peaks, speed_search=speed_search)
+    match = identify_peaks(catalog, peaks, speed_search=speed_search,
+                           accept_p=max(1e-12, 1.0 - min_confidence))
     if match is None or match.confidence < min_confidence:
         return None
     return match
