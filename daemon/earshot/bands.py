@@ -8,8 +8,8 @@ loud the track is, so it can be set against a genre's typical range.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 # Seven edges bound six bands (Hz). Above 20 kHz nothing is counted.
 EDGES_HZ: tuple[float, ...] = (20.0, 60.0, 250.0, 500.0, 2000.0, 6000.0, 20000.0)
