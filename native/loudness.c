@@ -144,24 +144,38 @@ static void kfilter(const double *c, double *s, const float *x, int n, double *s
     *sum = acc;
 }
 
+/* Two channels in lock-step: the same operations on pairs, which compilers turn into
+ * two-lane vector instructions where the target has them. */
 static void kfilter2(const double *c, double *sa, double *sb, const float *xa, const float *xb,
                      int n, double *suma, double *sumb)
 {
-    double a[KSTATE], b[KSTATE], acca = *suma, accb = *sumb;
-    memcpy(a, sa, sizeof a);
-    memcpy(b, sb, sizeof b);
-    for (int i = 0; i < n; i++) {
-        double oa = kstep(c, a, xa[i]);
-        double ob = kstep(c, b, xb[i]);
-        acca += oa * oa;
-        accb += ob * ob;
+    double x1[2], x2[2], u1[2], u2[2], o1[2], o2[2], acc[2] = {*suma, *sumb};
+    const double b0 = c[0], b1 = c[1], b2 = c[2], a1 = c[3], a2 = c[4], d1 = c[8], d2 = c[9];
+    const double *s2[2] = {sa, sb};
+    for (int k = 0; k < 2; k++) {
+        x1[k] = s2[k][0]; x2[k] = s2[k][1]; u1[k] = s2[k][2]; u2[k] = s2[k][3];
+        o1[k] = s2[k][6]; o2[k] = s2[k][7];
     }
-    memcpy(sa, a, sizeof a);
-    memcpy(sb, b, sizeof b);
+    for (int i = 0; i < n; i++) {
+        double v[2] = {xa[i], xb[i]}, u[2], o[2];
+        for (int k = 0; k < 2; k++) {
+            u[k] = b0 * v[k] + b1 * x1[k] + b2 * x2[k] - a1 * u1[k] - a2 * u2[k];
+            o[k] = (u[k] - 2.0 * u1[k] + u2[k]) - d1 * o1[k] - d2 * o2[k];
+            x2[k] = x1[k]; x1[k] = v[k]; u2[k] = u1[k]; u1[k] = u[k];
+            o2[k] = o1[k]; o1[k] = o[k];
+            acc[k] += o[k] * o[k];
+        }
+    }
+    double *d2s[2] = {sa, sb};
+    for (int k = 0; k < 2; k++) {
+        /* stage 2's input history is stage 1's output history */
+        d2s[k][0] = x1[k]; d2s[k][1] = x2[k]; d2s[k][2] = u1[k]; d2s[k][3] = u2[k];
+        d2s[k][4] = u1[k]; d2s[k][5] = u2[k]; d2s[k][6] = o1[k]; d2s[k][7] = o2[k];
+    }
     kflush(sa);
     kflush(sb);
-    *suma = acca;
-    *sumb = accb;
+    *suma = acc[0];
+    *sumb = acc[1];
 }
 
 /* ---- true-peak interpolator ---- */
