@@ -96,54 +96,57 @@ static void complex_fft(es_fft *f)
     }
 }
 
-void es_fft_real(es_fft *f, const float *in, float *out)
+/* Load n real samples as n/2 complex values in bit-reversed order, and transform them. */
+static void transform_halves(es_fft *f, const float *in)
 {
-    const int m = f->m;
     float *w = f->work;
-    for (int i = 0; i < m; i++) {
+    for (int i = 0; i < f->m; i++) {
         const int r = f->bitrev[i];
         w[2 * r] = in[2 * i];
         w[2 * r + 1] = in[2 * i + 1];
     }
     complex_fft(f);
-    /* Split: X[k] = (Z[k] + conj Z[m-k]) / 2 - i e^{-2 pi i k/n} (Z[k] - conj Z[m-k]) / 2 */
+}
+
+/* Bin k (0 < k < m) of the real transform from the half-size one:
+ * X[k] = (Z[k] + conj Z[m-k]) / 2 - i e^{-2 pi i k/n} (Z[k] - conj Z[m-k]) / 2 */
+static void split_bin(const es_fft *f, int k, float *xr, float *xi)
+{
+    const float *w = f->work;
+    const int m = f->m;
+    const float zr = w[2 * k], zi = w[2 * k + 1];
+    const float cr = w[2 * (m - k)], ci = -w[2 * (m - k) + 1];
+    const float er = 0.5f * (zr + cr), ei = 0.5f * (zi + ci);
+    const float dr = 0.5f * (zr - cr), di = 0.5f * (zi - ci);
+    const float tr = f->split[2 * k], ti = f->split[2 * k + 1];
+    const float pr = tr * dr - ti * di, pi = tr * di + ti * dr;
+    *xr = er + pi;
+    *xi = ei - pr;
+}
+
+void es_fft_real(es_fft *f, const float *in, float *out)
+{
+    const int m = f->m;
+    const float *w = f->work;
+    transform_halves(f, in);
     out[0] = w[0] + w[1];
     out[1] = 0.0f;
     out[2 * m] = w[0] - w[1];
     out[2 * m + 1] = 0.0f;
-    for (int k = 1; k < m; k++) {
-        const float zr = w[2 * k], zi = w[2 * k + 1];
-        const float cr = w[2 * (m - k)], ci = -w[2 * (m - k) + 1];
-        const float er = 0.5f * (zr + cr), ei = 0.5f * (zi + ci);
-        const float dr = 0.5f * (zr - cr), di = 0.5f * (zi - ci);
-        const float tr = f->split[2 * k], ti = f->split[2 * k + 1];
-        /* -i * t * d */
-        const float pr = tr * dr - ti * di, pi = tr * di + ti * dr;
-        out[2 * k] = er + pi;
-        out[2 * k + 1] = ei - pr;
-    }
+    for (int k = 1; k < m; k++)
+        split_bin(f, k, &out[2 * k], &out[2 * k + 1]);
 }
 
 void es_fft_power(es_fft *f, const float *in, float *out)
 {
     const int m = f->m;
-    float *w = f->work;
-    for (int i = 0; i < m; i++) {
-        const int r = f->bitrev[i];
-        w[2 * r] = in[2 * i];
-        w[2 * r + 1] = in[2 * i + 1];
-    }
-    complex_fft(f);
+    const float *w = f->work;
+    transform_halves(f, in);
     out[0] = (w[0] + w[1]) * (w[0] + w[1]);
     out[m] = (w[0] - w[1]) * (w[0] - w[1]);
     for (int k = 1; k < m; k++) {
-        const float zr = w[2 * k], zi = w[2 * k + 1];
-        const float cr = w[2 * (m - k)], ci = -w[2 * (m - k) + 1];
-        const float er = 0.5f * (zr + cr), ei = 0.5f * (zi + ci);
-        const float dr = 0.5f * (zr - cr), di = 0.5f * (zi - ci);
-        const float tr = f->split[2 * k], ti = f->split[2 * k + 1];
-        const float pr = tr * dr - ti * di, pi = tr * di + ti * dr;
-        const float xr = er + pi, xi = ei - pr;
+        float xr, xi;
+        split_bin(f, k, &xr, &xi);
         out[k] = xr * xr + xi * xi;
     }
 }
