@@ -19,8 +19,9 @@ def config_from_args(args: Any) -> Config:
     return load_config(Path(args.config) if getattr(args, "config", None) else None)
 
 
-def print_json(obj: Any, stream: TextIO = sys.stdout) -> None:
+def print_json(obj: Any, stream: TextIO | None = None) -> None:
     """One JSON object per line, flushed (so pipes see results as they come)."""
+    stream = stream or sys.stdout
     stream.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
     stream.flush()
 
@@ -28,7 +29,8 @@ def print_json(obj: Any, stream: TextIO = sys.stdout) -> None:
 class Progress:
     """A one-line progress bar on a terminal; silent when stderr is not a terminal."""
 
-    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr):
+    def __init__(self, total: int, label: str, stream: TextIO | None = None):
+        stream = stream or sys.stderr
         self.total, self.label, self.stream = total, label, stream
         self.enabled = stream.isatty() and total > 0
         self.done = 0
