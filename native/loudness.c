@@ -260,6 +260,7 @@ static int gate_init(gate *gt, uint64_t raw_cap, double *bytes)
     *bytes += sizeof(double) * (double)raw_cap + sizeof(gbin) * (double)NBINS;
     if ((raw_cap && !gt->raw) || !gt->bins) return ES_LOUD_ENOMEM;
     memset(gt->bins, 0, sizeof(gbin) * NBINS);
+    if (raw_cap) memset(gt->raw, 0, sizeof(double) * raw_cap); /* commit the pages now */
     return ES_LOUD_OK;
 }
 
@@ -506,10 +507,14 @@ static void pick_grid(int rate, int *hop, int *step)
     *hop = 10 * *step;
 }
 
+/* Allocate and touch: every page is committed now, so the resident size after a week is
+ * the resident size after a minute (calloc alone would leave large blocks untouched). */
 static void *track(es_loud *st, size_t n, size_t size)
 {
     st->bytes += (double)n * (double)size;
-    return calloc(n ? n : 1, size);
+    void *p = calloc(n ? n : 1, size);
+    if (p) memset(p, 0, (n ? n : 1) * size);
+    return p;
 }
 
 int es_loud_new(int rate, int channels, const double *weights, const double *band_edges,

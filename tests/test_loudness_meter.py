@@ -237,18 +237,18 @@ def test_memory_after_half_an_hour_equals_memory_after_a_minute() -> None:
     sized at creation; here they all overflow or wrap many times over."""
     rate = 8000
     rng = np.random.default_rng(5)
-    m = LoudnessMeter(rate, 1, window_s=60, exact_seconds=120)
+    m = LoudnessMeter(rate, 1, window_s=60, exact_seconds=1200)
     bytes_at_start = m.state_bytes()
     _simulate(m, 60, rate, rng)
     tracemalloc.start()
     rss_minute = _rss_kb()
     snap_minute = tracemalloc.take_snapshot()
-    _simulate(m, 1800, rate, rng)  # half an hour more: 15 times the verbatim capacity
+    _simulate(m, 1800, rate, rng)  # half an hour more: past the verbatim capacity
     grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(snap_minute, "filename"))
     tracemalloc.stop()
     assert m.state_bytes() == bytes_at_start
     assert grown < 64 * 1024
-    assert _rss_kb() - rss_minute < 1024
+    assert _rss_kb() - rss_minute < 256  # all memory is committed at creation
     assert m.integrated() is not None and m.integrated_error() < 0.05
     assert m.integrated("window") is not None and m.loudness_range("window") is not None
 
@@ -262,7 +262,7 @@ def test_memory_after_a_simulated_week_equals_memory_after_a_minute() -> None:
     _simulate(m, 60, rate, rng)
     rss_minute, size = _rss_kb(), m.state_bytes()
     _simulate(m, 7 * 24 * 3600, rate, rng)
-    assert m.state_bytes() == size and _rss_kb() - rss_minute < 1024
+    assert m.state_bytes() == size and _rss_kb() - rss_minute < 256
     assert m.integrated() is not None and m.integrated_error() < 0.05
 
 
