@@ -65,6 +65,8 @@ def test_series_step_and_nulls_until_windows_are_full(env: Path, capsys: pytest.
     assert len(s["momentary_lufs"]) == len(s["short_term_lufs"]) == 400
     assert s["momentary_lufs"][38] is None and s["momentary_lufs"][39] == pytest.approx(-23.0, abs=0.1)
     assert s["short_term_lufs"][298] is None and s["short_term_lufs"][299] == pytest.approx(-23.0, abs=0.1)
+    assert main(["analyze", "--series", str(f)]) == 0  # --series alone prints JSON too
+    assert json.loads(capsys.readouterr().out)["series"]["step_s"] == s["step_s"]
 
 
 def test_silence_and_too_short_give_nulls(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--genre", metavar="G", help="compare the bands with this genre (default: general)")
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
     p.add_argument("--series", action="store_true",
-                   help="with --json: momentary and short-term loudness every 10 ms")
+                   help="also momentary and short-term loudness every 10 ms (implies --json)")
     p.add_argument("--no-cache", action="store_true", help="measure again even if stored")
     p.add_argument("--mono", choices=("single", "dual"),
                    help="one-channel files: as one channel or as dual-mono (+3 dB); default from config")
@@ -226,6 +226,8 @@ def human(res: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if args.series:
+        args.json = True  # a series is data for programs, not for reading
     genre = pick_genre(load_genres(cfg.loudness.genres), args.genre)
     mono_mode = args.mono or cfg.loudness.mono_mode
     use_cache = cfg.loudness.cache and not args.no_cache
