@@ -112,18 +112,20 @@ def _log_spectrogram(x: np.ndarray, rate: int) -> np.ndarray:
     return np.log(np.abs(z[(f > 100) & (f < 5000)]) + 1e-6)
 
 
-def repeat_similarity(x: np.ndarray, rate: int, start: int, offset_s: float, n: int) -> float:
-    """How alike a track is at the true start and at a reported (wrong) offset: the best
-    correlation of band-normalised log spectrograms within ±0.3 s. Unrelated passages of one
-    track score ~0.1-0.3, the same passage ~0.98; high values mean the music repeats there
-    (looped game music), so the reported offset is a plausible one. Diagnostic only."""
+def passage_similarity(x: np.ndarray, start: int, y: np.ndarray, offset_s: float, rate: int,
+                       n: int) -> float:
+    """How alike track x at `start` and track y (maybe x itself) at `offset_s` are: the best
+    correlation of band-normalised log spectrograms within ±0.3 s. Unrelated passages score
+    ~0.1-0.3, the same passage ~0.98. A high value behind a "wrong" answer means the music
+    really is there too (a looped section, or a theme reused in another track). Diagnostic
+    only: the accuracy and false-positive figures never use it."""
     hop = round(0.023 * rate)
     slack = 13 * hop
     other = round(offset_s * rate) - slack
-    if other < 0 or other + n + 2 * slack > len(x):
+    if other < 0 or other + n + 2 * slack > len(y) or start + n > len(x):
         return float("nan")
     a = _log_spectrogram(x[start:start + n], rate)
-    b = _log_spectrogram(x[other:other + n + 2 * slack], rate)
+    b = _log_spectrogram(y[other:other + n + 2 * slack], rate)
     a = a - a.mean(axis=1, keepdims=True)
     best = -1.0
     for lag in range(b.shape[1] - a.shape[1] + 1):

@@ -114,20 +114,24 @@ def render_markdown(report: dict[str, Any]) -> str:
         out.append(f"| {name} | " + " | ".join(cells) + f" | {'/'.join(wrong)} |")
     out += ["", ("Top-1 accuracy: right track and offset within ±1 s; in brackets the 95% "
             "Wilson interval."), ""]
-    repeats = report.get("wrong_offsets")
-    if repeats:
-        out += [(f"Right track, wrong offset: {repeats['total']} queries; in {repeats['repeats']} "
-                "of them the track's own audio at the reported offset resembles the true "
-                "excerpt (spectrogram correlation > 0.8: the music repeats there). They still "
-                "count as misses."), ""]
+    wa = report.get("wrong_answers")
+    if wa:
+        out += [(f"Wrong answers whose reported passage holds the same music as the query "
+                 f"(spectrogram similarity > 0.8; a looped section, a theme reused in another "
+                 f"track): right track wrong offset {wa['wrong_offset']['same_music']}/"
+                 f"{wa['wrong_offset']['total']}, wrong track {wa['wrong_track']['same_music']}/"
+                 f"{wa['wrong_track']['total']}, false positives "
+                 f"{wa['false_positive']['same_music']}/{wa['false_positive']['total']}. "
+                 "They all still count as wrong."), ""]
     fp = report.get("unknown")
     if fp:
         out += [f"False positives on unknown songs: {fp['false_positives']}/{fp['queries']} "
                 f"= {fp['rate_percent']:.2f}% (by damage: "
                 + ", ".join(f"{k} {v}" for k, v in fp["by_damage"].items()) + ")", ""]
-        for hit in fp["examples"][:10]:
+        for hit in fp["examples"][:12]:
             out.append(f"- {hit['track']} @ {hit['start_s']:.1f} s ({hit['damage']}, "
-                       f"{hit['length_s']:g} s) -> {hit['matched']} conf {hit['confidence']:.3f}")
+                       f"{hit['length_s']:g} s) -> {hit['matched']} @ {hit['offset_s']:.1f} s, "
+                       f"confidence {hit['confidence']:.3f}, similarity {hit['similarity']:.2f}")
         out.append("")
     ing = report.get("ingest")
     if ing:
@@ -146,7 +150,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     mem = report["memory"]
     out += ["", (f"Peak memory (max RSS): {mem['peak_mb']:.0f} MB overall; ingest phase "
             f"{mem.get('ingest_peak_mb', float('nan')):.0f} MB, query phase "
-            f"{mem.get('query_peak_mb', float('nan')):.0f} MB (both include the decoded track)."),
+            f"{mem.get('query_peak_mb', float('nan')):.0f} MB; the ingest phase holds one whole "
+            "decoded track (float32, all channels; the longest is 14 min at 48 kHz)."),
             ""]
     k = report.get("kernel_fft")
     if k:
