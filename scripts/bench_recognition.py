@@ -18,6 +18,7 @@ import inspect
 import json
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,11 +56,13 @@ SAME_MUSIC = 0.8  # passage similarity above which a wrong answer points at the 
 class Engine:
     """earshot's catalog, ingest and identify, behind the three calls the benchmark makes."""
 
-    def __init__(self, path: Path, create: bool):
+    def __init__(self, path: Path, create: bool, min_confidence: float | None = None):
         from earshot.catalog import Catalog
 
         self.catalog = Catalog.open(path, create=create)
         self.path = path
+        self.options: dict[str, Any] = (
+            {} if min_confidence is None else {"min_confidence": min_confidence})
 
     def ingest(self, audio: Audio, meta: dict[str, str]) -> int:
         from earshot.ingest import ingest_audio
@@ -74,7 +78,7 @@ class Engine:
     def identify(self, audio: Audio) -> dict[str, Any] | None:
         from earshot.identify import identify_audio
 
-        m: Any = identify_audio(self.catalog, audio)
+        m: Any = identify_audio(self.catalog, audio, **self.options)
         if m is None:
             return None
         track = getattr(m, "track", m)
@@ -221,6 +225,51 @@ def diagnose_wrong_answers(results: list[dict[str, Any]]) -> None:
                                              rate, round(r["length_s"] * rate))
 
 
+def default_min_confidence() -> object:
+    from earshot.identify import identify_audio
+
+    param = inspect.signature(identify_audio).parameters.get("min_confidence")
+    return param.default if param is not None else "none"
+
+
+def cli_check(catalog_dir: Path, excerpts: list[Excerpt], results: list[dict[str, Any]],
+              seed: int, count: int, folder: Path, min_confidence: float | None
+              ) -> dict[str, Any]:
+    """Identify `count` of the damaged queries again through `earshot identify --json` (as
+    float WAV files, one CLI call, its default threshold unless --min-confidence is given)
+    and count how often it gives the in-process answer."""
+    catalogue = damage.standard_damages()
+    index = {name: i for i, name in enumerate(catalogue)}
+    by_plan = {e.plan.plan_id: e for e in excerpts}
+    picked = results[:: max(1, len(results) // count)][:count]
+    files = []
+    for i, r in enumerate(picked):
+        ex = by_plan[r["plan"]]
+        rng = np.random.default_rng([seed, 5, ex.plan.plan_id, index[r["damage"]]])
+        q = damage.apply(catalogue[r["damage"]], ex.load(), ex.rate, ex.start - ex.window_start,
+                         round(ex.plan.length_s * ex.rate), rng)
+        files.append(folder / f"cli-{i}.wav")
+        sf.write(files[-1], q, ex.rate, subtype="FLOAT")
+    threshold = [] if min_confidence is None else ["--min-confidence", str(min_confidence)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "earshot", "identify", "--catalog", str(catalog_dir), "--json",
+         *threshold, *map(str, files)], capture_output=True, text=True, check=False)
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    disagree = []
+    for r, line in zip(picked, lines):
+        m = line.get("match")
+        same = (m is None and r["matched_source"] is None) or (
+            m is not None and r["matched_source"] == m["source"]
+            and abs(m["offset_s"] - (r["offset_s"] or 0.0)) < 0.05)
+        if not same:
+            disagree.append({"damage": r["damage"], "track": r["track"], "start_s": r["start_s"],
+                             "in_process": [r["matched"], r["offset_s"], r["confidence"]],
+                             "cli": m and [m["title"], m["offset_s"], m["confidence"]]})
+    return {"queries": len(picked), "answered": len(lines),
+            "agree": len(lines) - len(disagree), "disagree": disagree,
+            "exit_status": proc.returncode, "stderr": proc.stderr[-500:]}
+
+
 def kernel_fft_bench(frames: int, rng: np.random.Generator) -> dict[str, Any]:
     """The C power spectrum (es_fft_power) against numpy's rfft on the same frames."""
     from earshot.native import ffi, float_ptr, lib
@@ -281,6 +330,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lengths", default="5,10", help="query lengths in seconds")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
     ap.add_argument("--fft-frames", type=int, default=20000)
+    ap.add_argument("--min-confidence", type=float,
+                    help="pass this threshold to identify_audio (default: its own default)")
+    ap.add_argument("--cli-check", type=int, default=24, metavar="N",
+                    help="identify N damaged queries again through `earshot identify --json`")
     return ap.parse_args(argv)
 
 
@@ -313,14 +366,16 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="earshot-bench-"))
     catalog_dir = args.catalog.resolve() if args.catalog else tmp / "catalog"
     reuse = (catalog_dir / "data.mdb").exists()
-    engine = Engine(catalog_dir, create=not reuse)
+    engine = Engine(catalog_dir, create=not reuse, min_confidence=args.min_confidence)
     selected = [damage.standard_damages()[n] for n in damages]
     preroll_s = max(d.source_extent(1, 1000)[0] for d in selected) / 1000 + 0.01
     report: dict[str, Any] = {"settings": {
         "seed": args.seed, "queries": args.queries, "unknown_queries": args.unknown_queries,
         "lengths_s": lengths, "damages": {d.name: asdict(d) for d in selected},
         "unknown_damages": list(UNKNOWN_DAMAGES), "tolerance_s": TOLERANCE_S,
-        "catalog": str(catalog_dir), "reused_catalog": reuse, "quick": args.quick}}
+        "catalog": str(catalog_dir), "reused_catalog": reuse, "quick": args.quick,
+        "min_confidence": args.min_confidence if args.min_confidence is not None
+        else f"identify_audio default ({default_min_confidence()})"}}
     try:
         if reuse:
             sources = engine.sources()
@@ -343,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         excerpts.sort(key=lambda e: e.plan.plan_id)
         results = query_phase(engine, excerpts, damages, args.seed)
         report["memory"]["query_peak_mb"] = peak_rss_mb()
+        if args.cli_check:
+            report["cli_check"] = cli_check(catalog_dir, excerpts, results, args.seed,
+                                            args.cli_check, folder, args.min_confidence)
     finally:
         engine.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -100,7 +100,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"catalog: {c['known_tracks']} tracks ({c['known_hours']:.2f} h); "
             f"unknown: {c['unknown_tracks']} tracks. Seed {report['settings']['seed']}, "
             f"{report['settings']['queries']} queries per damage and length "
-            f"({report['settings']['unknown_queries']} per unknown cell)."), ""]
+            f"({report['settings']['unknown_queries']} per unknown cell); threshold: "
+            f"{report['settings']['min_confidence']}."), ""]
     head = " | ".join(f"{length:g} s" for length in lengths)
     out += [f"| damage | {head} | wrong track ({'/'.join(f'{x:g}' for x in lengths)} s) |",
             "|---|" + "---|" * len(lengths) + "---|"]
@@ -162,6 +163,15 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"µs per frame in a loop, {k['numpy_batch_us']:.2f} µs batched. "
                 f"C kernel / numpy batched = {k['c_kernel_us'] / k['numpy_batch_us']:.2f}; "
                 f"max relative difference {k['max_rel_diff']:.1e}."), ""]
+    cli = report.get("cli_check")
+    if cli:
+        out += [(f"CLI cross-check: {cli['agree']}/{cli['queries']} damaged queries written as "
+                 f"WAV get the same answer from `earshot identify --json` as in-process "
+                 f"(exit status {cli['exit_status']}).")]
+        for d in cli["disagree"][:6]:
+            out.append(f"- {d['track']} @ {d['start_s']:.1f} s ({d['damage']}): in-process "
+                       f"{d['in_process']}, CLI {d['cli']}")
+        out.append("")
     out += ["| target | wanted | measured | |", "|---|---|---|---|"]
     for t in report["targets"]:
         out.append(f"| {t['what']} | {t['target']} | {t['measured']} | "
