@@ -7,7 +7,6 @@ digest, the meter's version and the mono mode; `--no-cache` measures afresh.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from ..analysis_cache import AnalysisCache, cache_key
-from ..audio.decode import Limits, decode, find_audio_files
+from ..audio.decode import Limits, decode, file_digest, find_audio_files
 from ..config import Config
 from ..errors import AudioError, EarshotError, UsageError
 from ..loudness import METER_VERSION, LoudnessMeter, Reading, Series
@@ -50,14 +49,6 @@ def register(subparsers: Any) -> None:
 def _limits(cfg: Config) -> Limits:
     return Limits(max_bytes=int(cfg.limits.max_file_mb * 1024 * 1024),
                   max_seconds=cfg.limits.max_duration_min * 60.0)
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _minutes(seconds: float) -> str:
@@ -173,7 +164,7 @@ def analyze_file(path: Path, cfg: Config, genre: Genre, *, mono_mode: str, serie
                  cache: AnalysisCache | None) -> dict[str, Any]:
     """Measurements (stored or fresh) plus the bands against the genre and the verdict."""
     _check_input(path, _limits(cfg))
-    key = cache_key(_file_digest(path), mono_mode=mono_mode) if cache else ""
+    key = cache_key(file_digest(path), mono_mode=mono_mode) if cache else ""
     stored = cache.get(key) if cache else None
     if stored is not None and (not series or "series" in stored):
         m, cached = stored, True
