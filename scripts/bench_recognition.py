@@ -225,6 +225,17 @@ def diagnose_wrong_answers(results: list[dict[str, Any]]) -> None:
                                              rate, round(r["length_s"] * rate))
 
 
+def code_version() -> str:
+    """The commit under test, with "+dirty" when daemon/ or native/ differ from it."""
+    def git(*a: str) -> str:
+        out = subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True,
+                             check=False)
+        return out.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "daemon", "native") else "")
+
+
 def default_min_confidence() -> object:
     from earshot.identify import identify_audio
 
@@ -370,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = [damage.standard_damages()[n] for n in damages]
     preroll_s = max(d.source_extent(1, 1000)[0] for d in selected) / 1000 + 0.01
     report: dict[str, Any] = {"settings": {
-        "seed": args.seed, "queries": args.queries, "unknown_queries": args.unknown_queries,
+        "code": code_version(), "seed": args.seed, "queries": args.queries, "unknown_queries": args.unknown_queries,
         "lengths_s": lengths, "damages": {d.name: asdict(d) for d in selected},
         "unknown_damages": list(UNKNOWN_DAMAGES), "tolerance_s": TOLERANCE_S,
         "catalog": str(catalog_dir), "reused_catalog": reuse, "quick": args.quick,

@@ -101,7 +101,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"unknown: {c['unknown_tracks']} tracks. Seed {report['settings']['seed']}, "
             f"{report['settings']['queries']} queries per damage and length "
             f"({report['settings']['unknown_queries']} per unknown cell); threshold: "
-            f"{report['settings']['min_confidence']}."), ""]
+            f"{report['settings']['min_confidence']}; code {report['settings']['code']}."), ""]
     head = " | ".join(f"{length:g} s" for length in lengths)
     out += [f"| damage | {head} | wrong track ({'/'.join(f'{x:g}' for x in lengths)} s) |",
             "|---|" + "---|" * len(lengths) + "---|"]
