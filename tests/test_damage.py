@@ -140,3 +140,24 @@ def test_damage_is_reproducible_from_the_seed() -> None:
     a, b = (damage.apply(spec, track, RATE, RATE, 5 * RATE, np.random.default_rng(42))
             for _ in range(2))
     np.testing.assert_array_equal(a, b)
+
+
+def test_noise_damage_sits_at_its_snr_against_the_excerpt() -> None:
+    track = music_like(20.0, np.random.default_rng(13))
+    spec = damage.standard_damages()["pink5"]
+    q = damage.apply(spec, track, RATE, 2 * RATE, 5 * RATE, np.random.default_rng(3))
+    assert damage.snr_db(track[2 * RATE : 7 * RATE], q) == pytest.approx(5.0, abs=0.05)
+
+
+def test_room_mix_adds_pink_noise_and_hum_to_the_reverberant_music() -> None:
+    track = music_like(20.0, np.random.default_rng(14))
+    room = damage.standard_damages()["room"]
+    reverb_only = damage.Damage("reverb0.7", room=room.room)
+    # same seed: the impulse response is drawn first, so both see the same room
+    wet = damage.apply(reverb_only, track, RATE, 5 * RATE, 5 * RATE, np.random.default_rng(9))
+    q = damage.apply(room, track, RATE, 5 * RATE, 5 * RATE, np.random.default_rng(9))
+    expected = -10 * math.log10(10 ** (-5.0 / 10) + 10 ** (-15.0 / 10))  # pink 5 dB + hum 15 dB
+    assert damage.snr_db(wet, q) == pytest.approx(expected, abs=0.1)
+    hum = np.abs(np.fft.rfft(q - wet))
+    freqs = np.fft.rfftfreq(len(q), 1 / RATE)
+    assert abs(freqs[np.argmax(hum * (freqs < 1000))] - 50.0) < 1.0
