@@ -160,3 +160,10 @@ def test_rebuild_replaces_the_catalog(tmp_path, library):
     assert proc.returncode == 0
     stats = json.loads(earshot("catalog", "stats", "--json", "--catalog", catalog).stdout)
     assert stats["tracks"] == 2
+
+
+def test_cli_and_api_share_one_confidence_threshold():
+    from earshot.config import Config
+    from earshot.identify import DEFAULT_MIN_CONFIDENCE
+
+    assert Config().recognition.min_confidence == DEFAULT_MIN_CONFIDENCE == 0.99

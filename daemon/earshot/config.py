@@ -51,7 +51,9 @@ class LimitsSection(Section):
 class RecognitionSection(Section):
     """How sure a match must be before it is reported."""
 
-    min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="matches below are 'no match'")
+    # one threshold for `identify`, the API and (later) the daemon: 1 - min_confidence is the
+    # estimated chance of a coincidental match per query
+    min_confidence: float = Field(0.99, ge=0.0, le=1.0, description="matches below are 'no match'")
     speed_search: bool = Field(True, description="also try playback speeds within ±6%")
 
 

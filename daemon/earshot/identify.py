@@ -5,11 +5,12 @@ from pathlib import Path
 
 from .audio.decode import Audio, Limits, decode
 from .catalog import Catalog
+from .config import RecognitionSection
 from .fingerprint import extract_peaks
 from .ingest import fingerprint_rate_signal
 from .matcher import Match, identify_peaks
 
-DEFAULT_MIN_CONFIDENCE = 0.99
+DEFAULT_MIN_CONFIDENCE = RecognitionSection().min_confidence
 
 
 def identify_audio(
