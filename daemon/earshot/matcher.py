@@ -82,15 +82,15 @@ class MatchSession:
         self.speeds = speeds
         self._streams = {s: HashStream(self.params.query_hash, s) for s in speeds}
         self._hits = {s: _Hits() for s in speeds}
-        self._peaks: list[np.ndarray] = []
-        self._consumed: dict[float, int] = {}
+        self._chunks: list[np.ndarray] = []    # peaks as added, one array per call
+        self._consumed: dict[float, int] = {}  # chunks already hashed, per speed
         self._frames_final = 0
         self._track_cache: dict[int, Track] = {}
 
     # -- feeding -------------------------------------------------------------------------
     def add_peaks(self, peaks: np.ndarray, frames_final: int | None, speeds: tuple[float, ...] | None = None) -> None:
         """Add the extractor's new peaks (None as watermark: end of stream)."""
-        self._peaks.append(np.asarray(peaks, dtype=PEAK_DTYPE))
+        self._chunks.append(np.asarray(peaks, dtype=PEAK_DTYPE))
         if frames_final is not None:
             self._frames_final = frames_final
         for s in speeds or self.speeds:
@@ -98,9 +98,12 @@ class MatchSession:
 
     def _feed_speed(self, speed: float, frames_final: int | None) -> None:
         stream = self._streams[speed]
-        pending = self._pending_peaks(speed)
-        hashes, times = stream.feed(pending, frames_final)
-        self._consumed[speed] = len(self._all_peaks())
+        # only the chunks this speed has not seen: O(new peaks) per hop, never the history
+        done = self._consumed.get(speed, 0)
+        pending = self._chunks[done:]
+        self._consumed[speed] = len(self._chunks)
+        new = np.concatenate(pending) if pending else np.empty(0, PEAK_DTYPE)
+        hashes, times = stream.feed(new, frames_final)
         if len(hashes) == 0:
             return
         hits = self._hits[speed]
@@ -123,19 +126,10 @@ class MatchSession:
         hits.t_ref.append(postings["time"][idx_post].astype(np.float64))
         hits.t_query.append(times[idx_query].astype(np.float64))
 
-    def _all_peaks(self) -> np.ndarray:
-        if len(self._peaks) > 1:
-            self._peaks = [np.concatenate(self._peaks)]
-        return self._peaks[0] if self._peaks else np.empty(0, PEAK_DTYPE)
-
-    def _pending_peaks(self, speed: float) -> np.ndarray:
-        allp = self._all_peaks()
-        return allp[self._consumed.get(speed, 0):]
-
     def try_more_speeds(self) -> None:
         """Hash the peaks seen so far under every speed not yet tried (end of stream)."""
         for s in self.speeds:
-            if self._consumed.get(s, 0) == 0 and len(self._all_peaks()):
+            if self._consumed.get(s, 0) == 0 and self._chunks:
                 self._feed_speed(s, None)
 
     # -- scoring -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -61,7 +61,8 @@ class Audio:
         return self.samples.shape[0] / self.sample_rate
 
 
-def _check_path(path: Path, limits: Limits) -> None:
+def check_input_file(path: Path, limits: Limits) -> None:
+    """AudioError unless path is a non-empty file within the size limit."""
     if not path.exists():
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
@@ -89,7 +90,7 @@ def _check_length(path: Path, seconds: float, limits: Limits) -> None:
 def probe(path: Path, limits: Limits = Limits()) -> AudioInfo:
     """Read a file's rate, channels and length without decoding it."""
     path = Path(path)
-    _check_path(path, limits)
+    check_input_file(path, limits)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
@@ -103,7 +104,7 @@ def probe(path: Path, limits: Limits = Limits()) -> AudioInfo:
 def decode(path: Path, limits: Limits = Limits()) -> Audio:
     """Decode a whole file; AudioError names the problem when it cannot."""
     path = Path(path)
-    _check_path(path, limits)
+    check_input_file(path, limits)
     try:
         with sf.SoundFile(str(path)) as f:
             if f.frames > 0:
@@ -174,7 +175,7 @@ def _decode_ffmpeg(path: Path, limits: Limits) -> Audio:
         out = subprocess.run(
             [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
              "stream=sample_rate,channels", "-of", "csv=p=0", str(path)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, check=False,
         )
         fields = out.stdout.strip().split(",")
         if out.returncode != 0 or len(fields) < 2 or not fields[0].isdigit():
@@ -183,7 +184,7 @@ def _decode_ffmpeg(path: Path, limits: Limits) -> Audio:
     proc = subprocess.run(
         [_ffmpeg() or "ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-t",
          str(limits.max_seconds + 1), "-f", "f32le", "-acodec", "pcm_f32le", "-"],
-        capture_output=True, timeout=600,
+        capture_output=True, timeout=600, check=False,
     )
     if proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()

@@ -17,12 +17,12 @@ import numpy as np
 import soundfile as sf
 
 from ..analysis_cache import AnalysisCache, cache_key
-from ..audio.decode import Limits, decode, file_digest, find_audio_files
+from ..audio.decode import Limits, check_input_file, decode, file_digest, find_audio_files
 from ..config import Config
 from ..errors import AudioError, EarshotError, UsageError
 from ..loudness import METER_VERSION, LoudnessMeter, Reading, Series
 from ..report import Genre, bands_report, load_genres, pick_genre, verdict
-from .common import Progress, config_from_args, print_json
+from .common import Progress, config_from_args, limits_from, print_json
 
 BLOCK_FRAMES = 1 << 16
 _READ_AS = {"PCM_16": ("int16", 2.0 ** -15), "PCM_24": ("int32", 2.0 ** -31),
@@ -46,26 +46,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def _limits(cfg: Config) -> Limits:
-    return Limits(max_bytes=int(cfg.limits.max_file_mb * 1024 * 1024),
-                  max_seconds=cfg.limits.max_duration_min * 60.0)
-
-
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 600 else f"{seconds / 60:.1f} min"
-
-
-def _check_input(path: Path, limits: Limits) -> None:
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file")
-    size = path.stat().st_size
-    if size == 0:
-        raise AudioError(f"{path}: the file is empty")
-    if size > limits.max_bytes:
-        raise AudioError(f"{path}: {size / 1e6:.0f} MB is over the "
-                         f"{limits.max_bytes / 1e6:.0f} MB input limit")
 
 
 def _blocks(path: Path, limits: Limits) -> tuple[int, int, Iterator[np.ndarray]]:
@@ -121,7 +103,7 @@ def _series_json(parts: list[Series], step_s: float) -> dict[str, Any]:
 
 def measure(path: Path, cfg: Config, mono_mode: str, series: bool) -> dict[str, Any]:
     """Decode and meter one file: the measurements (no verdict)."""
-    limits = _limits(cfg)
+    limits = limits_from(cfg)
     rate, channels, blocks = _blocks(path, limits)
     try:
         # exact gating for the whole file: every 400 ms block is kept verbatim
@@ -163,7 +145,7 @@ def measure(path: Path, cfg: Config, mono_mode: str, series: bool) -> dict[str, 
 def analyze_file(path: Path, cfg: Config, genre: Genre, *, mono_mode: str, series: bool,
                  cache: AnalysisCache | None) -> dict[str, Any]:
     """Measurements (stored or fresh) plus the bands against the genre and the verdict."""
-    _check_input(path, _limits(cfg))
+    check_input_file(path, limits_from(cfg))
     key = cache_key(file_digest(path), mono_mode=mono_mode) if cache else ""
     stored = cache.get(key) if cache else None
     if stored is not None and (not series or "series" in stored):
