@@ -27,10 +27,10 @@ $(STAMP): pyproject.toml setup.py
 build: $(STAMP)
 	$(PIP) install --quiet --no-build-isolation --no-deps -e .
 
-test: $(STAMP) build
+test: setup $(STAMP) build
 	$(PY) -m pytest -q
 
-demo: $(STAMP) build
+demo: setup $(STAMP) build
 	$(PY) scripts/demo.py
 
 bench: $(STAMP) build
