@@ -23,7 +23,11 @@ from .fingerprint import PEAK_DTYPE, FingerprintParams, HashStream
 DEFAULT_SPEEDS = (1.0, 0.985, 1.015, 0.97, 1.03, 0.955, 1.045, 0.94, 1.06)
 BIN_FRAMES = 2           # offset histogram bin width, frames
 WINDOW_BINS = 4          # bins summed for a cell (covers jitter and residual speed drift)
-OFFSET_BIAS = 1 << 30
+# histogram keys are (track << KEY_SHIFT) | (offset bin + bias): 2^33 bins of 2 frames
+# leave room for offsets of years of live listening, 2^29 tracks for the catalog
+KEY_SHIFT = 34
+KEY_MASK = (1 << KEY_SHIFT) - 1
+OFFSET_BIAS = 1 << 33
 SURE_P = 1e-9            # stop trying other speeds once a match is this certain
 NULL_BLOCK = 64          # offset bins per null-model block
 TAIL_MIN = 10            # blocks used for the tail fit, at least
@@ -69,6 +73,13 @@ class _Hits:
             self.t_query = [np.concatenate(self.t_query)]
         return self.track[0], self.t_ref[0], self.t_query[0]
 
+    def evict(self, before: float) -> None:
+        """Forget hits whose query time (catalog time scale) is before `before`."""
+        track, t_ref, t_q = self.arrays()
+        if len(t_q) and t_q.min() < before:
+            keep = t_q >= before
+            self.track, self.t_ref, self.t_query = [track[keep]], [t_ref[keep]], [t_q[keep]]
+
 
 class MatchSession:
     """Accumulates evidence from a stream of peaks and names the best track."""
@@ -82,8 +93,9 @@ class MatchSession:
         self.speeds = speeds
         self._streams = {s: HashStream(self.params.query_hash, s) for s in speeds}
         self._hits = {s: _Hits() for s in speeds}
-        self._chunks: list[np.ndarray] = []    # peaks as added, one array per call
-        self._consumed: dict[float, int] = {}  # chunks already hashed, per speed
+        self._chunks: list[np.ndarray] = []    # peaks not yet hashed under every speed
+        self._chunk_base = 0                   # chunks dropped from the front of _chunks
+        self._consumed: dict[float, int] = {}  # chunks already hashed, per speed (absolute)
         self._frames_final = 0
         self._track_cache: dict[int, Track] = {}
 
@@ -95,13 +107,24 @@ class MatchSession:
             self._frames_final = frames_final
         for s in speeds or self.speeds:
             self._feed_speed(s, frames_final)
+        self._drop_hashed_chunks()
+
+    def _drop_hashed_chunks(self) -> None:
+        """Chunks every speed has hashed are kept no longer (bounded memory when live)."""
+        done = min(self._consumed.get(s, 0) for s in self.speeds)
+        if done > self._chunk_base:
+            del self._chunks[:done - self._chunk_base]
+            self._chunk_base = done
 
     def _feed_speed(self, speed: float, frames_final: int | None) -> None:
         stream = self._streams[speed]
         # only the chunks this speed has not seen: O(new peaks) per hop, never the history
+        total = self._chunk_base + len(self._chunks)
         done = self._consumed.get(speed, 0)
-        pending = self._chunks[done:]
-        self._consumed[speed] = len(self._chunks)
+        if done < self._chunk_base:
+            raise RuntimeError(f"speed {speed} joined after its peaks were dropped")
+        pending = self._chunks[done - self._chunk_base:]
+        self._consumed[speed] = total
         new = np.concatenate(pending) if pending else np.empty(0, PEAK_DTYPE)
         hashes, times = stream.feed(new, frames_final)
         if len(hashes) == 0:
@@ -131,6 +154,34 @@ class MatchSession:
         for s in self.speeds:
             if self._consumed.get(s, 0) == 0 and self._chunks:
                 self._feed_speed(s, None)
+        self._drop_hashed_chunks()
+
+    def evict(self, before_frame: float) -> None:
+        """Forget the evidence of query anchors before `before_frame` (a sliding window)."""
+        for speed, hits in self._hits.items():
+            hits.evict(before_frame * speed)
+
+    def support(self, track_id: int, offset_frames: float, speed: float,
+                since_frame: float | None = None, tolerance_frames: float = 4.0) -> int:
+        """Hits for one track at (about) one offset: is a known song still being heard?"""
+        hits = self._hits.get(speed)
+        if hits is None:
+            return 0
+        track, t_ref, t_q = hits.arrays()
+        sel = track == track_id
+        if since_frame is not None:
+            sel &= t_q >= since_frame * speed
+        return int(np.count_nonzero(np.abs((t_ref[sel] - t_q[sel]) - offset_frames) <= tolerance_frames))
+
+    def first_heard(self, track_id: int, offset_frames: float, speed: float,
+                    tolerance_frames: float = 4.0) -> float | None:
+        """The earliest query frame still in memory with a hit for this track and offset."""
+        hits = self._hits.get(speed)
+        if hits is None:
+            return None
+        track, t_ref, t_q = hits.arrays()
+        sel = (track == track_id) & (np.abs((t_ref - t_q) - offset_frames) <= tolerance_frames)
+        return float(t_q[sel].min()) / speed if np.any(sel) else None
 
     # -- scoring -------------------------------------------------------------------------
     def _track(self, track_id: int) -> Track | None:
@@ -162,16 +213,16 @@ class MatchSession:
             return None
         offset = t_ref - t_q
         obin = np.floor(offset / BIN_FRAMES).astype(np.int64) + OFFSET_BIAS // BIN_FRAMES
-        ukeys, window = window_counts((track << 32) | obin)
+        ukeys, window = window_counts((track << KEY_SHIFT) | obin)
         i = int(np.argmax(window))
         c = int(window[i])
-        tid = int(ukeys[i] >> 32)
+        tid = int(ukeys[i] >> KEY_SHIFT)
         tr = self._track(tid)
         if tr is None:
             return None
         log_p = null_log_p(ukeys, window, i) + math.log(n_speeds)
         p = math.exp(min(0.0, log_p))
-        b0 = int(ukeys[i] & 0xFFFFFFFF)
+        b0 = int(ukeys[i] & KEY_MASK)
         in_cell = (track == tid) & (obin >= b0) & (obin < b0 + WINDOW_BINS)
         offset_frames = float(np.median(offset[in_cell]))
         return Match(
@@ -181,7 +232,7 @@ class MatchSession:
 
 
 def window_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (track << 32 | offset bin) keys and, for each, the hits in it and the
+    """Distinct (track << KEY_SHIFT | offset bin) keys and, for each, the hits in it and the
     next WINDOW_BINS - 1 bins of the same track."""
     ukeys, counts = np.unique(keys, return_counts=True)
     window = counts.copy()
@@ -205,7 +256,7 @@ def null_log_p(ukeys: np.ndarray, window: np.ndarray, best: int) -> float:
     top blocks; the expected count of null blocks reaching the best score is the p-value
     bound before the speed hypotheses' correction."""
     c = float(window[best])
-    block = (ukeys >> 32) * (1 << 26) + ((ukeys & 0xFFFFFFFF) // NULL_BLOCK)
+    block = (ukeys >> KEY_SHIFT) * (1 << 28) + ((ukeys & KEY_MASK) // NULL_BLOCK)
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
     maxima = np.maximum.reduceat(window, starts)
     own = block[best]
