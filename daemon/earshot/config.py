@@ -1,21 +1,28 @@
 """earshot's configuration: one pydantic model tree, read from TOML, validated strictly.
 
 Each part of earshot receives only its own section. Unknown keys are errors, so a typo is
-never silently ignored. Files are looked up in this order: `--config FILE`, then
-`/etc/earshot/earshot.toml` when it exists, else the built-in defaults.
+never silently ignored. Files are looked up in this order: `--config FILE`, then the file
+named by `$EARSHOT_CONFIG`, then `/etc/earshot/earshot.toml` when it exists, else the
+built-in defaults. Environment variables `EARSHOT_<SECTION>__<KEY>` override single options
+(config_env.py). Every error is listed with its field path and what is accepted.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import config_schema
+from .config_env import apply_overrides, find_overrides
 from .errors import ConfigError
 
 SYSTEM_CONFIG = Path("/etc/earshot/earshot.toml")
+CONFIG_ENV = "EARSHOT_CONFIG"  # names the config file when --config is not given
 
 
 def default_state_dir() -> Path:
@@ -82,38 +89,97 @@ class Config(Section):
         return self.catalog.path or (self.state_dir / "catalog")
 
 
-def _format_errors(source: str, exc: ValidationError) -> str:
+def _format_errors(source: str, exc: ValidationError,
+                   origins: dict[tuple[str, ...], str] | None = None,
+                   extra_lines: list[str] | None = None) -> str:
+    """One line per problem: field path, pydantic's message, the value given, what is accepted."""
     lines = [f"invalid configuration in {source}:"]
+    lines += [f"  {line}" for line in extra_lines or []]
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown option (check its spelling)"
-        lines.append(f"  {where}: {msg}")
+        lines.append("  " + _explain(err, origins or {}))
     return "\n".join(lines)
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    """Validate a config mapping; ConfigError lists every problem with its field path."""
+def _explain(err: Any, origins: dict[tuple[str, ...], str]) -> str:
+    path = tuple(p for p in err["loc"] if isinstance(p, str) and not p.startswith(("function-", "lax-")))
+    where = ".".join(str(p) for p in err["loc"] if isinstance(p, (str, int))
+                     and not str(p).startswith(("function-", "lax-"))) or "(top level)"
+    target = config_schema.lookup(Config, path)
+    msg, notes = err["msg"], []
+    if err["type"] == "extra_forbidden":
+        parent = config_schema.lookup(Config, path[:-1]) if len(path) > 1 else Config
+        known = list(parent.model_fields) if isinstance(parent, type) else []
+        close = difflib.get_close_matches(path[-1], known, n=1) if path else []
+        msg = "unknown option"
+        if close:
+            notes.append(f"did you mean {close[0]}?")
+        table = f"[{'.'.join(path[:-1])}]" if len(path) > 1 else "the top level"
+        notes.append(f"known in {table}: {', '.join(known)}")
+    elif err["type"] == "model_type":
+        msg = f"should be a table ([{where}] section)"
+    else:
+        if err["type"] == "path_type":
+            msg = "Input should be a path (text in quotes)"
+        field = target if not isinstance(target, type) else None
+        secret = field is not None and config_schema.is_secret(path[-1], field)
+        value = err.get("input")
+        if not secret and isinstance(value, (str, int, float, bool)):
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            notes.append(f"got {shown}")
+        if field is not None:
+            notes.append(f"accepted: {config_schema.accepted(field)}")
+    if path in origins:
+        notes.append(f"set by {origins[path]}")
+    return f"{where}: {msg}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>",
+                 environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a config mapping (plus environment overrides when `environ` is given).
+
+    ConfigError lists every problem with its field path and what is accepted.
+    """
+    overrides, env_errors = find_overrides(environ or {}, Config)
+    origins = {o.path: o.variable for o in overrides}
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(apply_overrides(data, overrides))
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from None
+        raise ConfigError(_format_errors(source, exc, origins, env_errors)) from None
+    if env_errors:
+        raise ConfigError("\n".join([f"invalid configuration in {source}:"]
+                                    + [f"  {line}" for line in env_errors]))
+    return config
 
 
-def load_config(path: Path | None = None) -> Config:
-    """Read and validate the configuration file (or the defaults)."""
-    if path is None:
-        if not SYSTEM_CONFIG.exists():
-            return Config()
-        path = SYSTEM_CONFIG
+def config_file(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The file to read: `path` (--config), else $EARSHOT_CONFIG, else the system file if any."""
+    environ = os.environ if environ is None else environ
+    if path is not None:
+        return Path(path)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML data of a config file; ConfigError when it is missing, unreadable or not TOML."""
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a configuration file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """The effective configuration: the file (see config_file), else the defaults, plus the
+    environment's overrides (`environ` defaults to os.environ)."""
+    environ = os.environ if environ is None else environ
+    source = config_file(path, environ)
+    data = read_config_file(source) if source is not None else {}
+    return parse_config(data, str(source) if source else "the built-in defaults", environ)
