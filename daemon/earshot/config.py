@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from . import config_schema
 from .config_env import apply_overrides, find_overrides
@@ -75,6 +77,87 @@ class LoudnessSection(Section):
     genres: Path | None = Field(None, description="genre baselines file; default config/genres.toml")
 
 
+def default_device_id() -> str:
+    """This machine's host name, sanitised for MQTT topics and Home Assistant ids."""
+    return sanitise_device_id(socket.gethostname())
+
+
+def sanitise_device_id(name: str) -> str:
+    """Lower case, `[a-z0-9_-]` only (others become `_`), at most 64 characters."""
+    cleaned = re.sub(r"[^a-z0-9_-]+", "_", name.strip().lower()).strip("_-")
+    return cleaned[:64] or "earshot"
+
+
+# topic levels without wildcards, blanks or empty levels ("a/b", not "/a", "a/", "a/+")
+TOPIC_PREFIX_PATTERN = r"^[^#+/\s]+(/[^#+/\s]+)*$"
+
+
+class MqttTlsSection(Section):
+    """TLS to the broker (off unless enabled or a certificate file is given)."""
+
+    enabled: bool = Field(False, description="use TLS; the system's CA certificates verify the broker "
+                          "unless ca_file is set (the host name is always checked)")
+    ca_file: Path | None = Field(None, description="CA certificate(s) that signed the broker's certificate (PEM)")
+    certfile: Path | None = Field(None, description="client certificate (PEM), for brokers that require one")
+    keyfile: Path | None = Field(None, description="the client certificate's private key (PEM); "
+                                 "default: in certfile")
+
+    @property
+    def active(self) -> bool:
+        return self.enabled or self.ca_file is not None or self.certfile is not None
+
+
+class MqttSection(Section):
+    """Publishing to an MQTT broker, with Home Assistant discovery (off while `host` is unset)."""
+
+    host: str | None = Field(None, min_length=1, description="broker host name or address; unset = no MQTT "
+                             "(`earshot run` prints JSON lines only)")
+    port: int | None = Field(None, ge=1, le=65535, description="broker port; default 1883, or 8883 with TLS")
+    protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version")
+    client_id: str | None = Field(None, min_length=1, max_length=128,
+                                  description="MQTT client id; default earshot-<device_id>")
+    username: str | None = Field(None, min_length=1, description="user name at the broker")
+    password: SecretStr | None = Field(None, description="password at the broker (prefer password_file "
+                                       "or the systemd credential mqtt_password); never logged")
+    password_file: Path | None = Field(None, description="file holding the password (first line); "
+                                       "default: $CREDENTIALS_DIRECTORY/mqtt_password when systemd provides it")
+    tls: MqttTlsSection = MqttTlsSection()
+    base_topic: str = Field("earshot", pattern=TOPIC_PREFIX_PATTERN,
+                            description="topics are <base_topic>/<device_id>/...")
+    device_id: str = Field(default_factory=default_device_id, pattern=r"^[a-z0-9_-]{1,64}$",
+                           description="this device's name in topics and Home Assistant ids; "
+                           "default: the host name, sanitised to [a-z0-9_-]")
+    discovery: bool = Field(True, description="announce the device and its entities to Home Assistant")
+    discovery_prefix: str = Field("homeassistant", pattern=TOPIC_PREFIX_PATTERN,
+                                  description="Home Assistant's discovery prefix")
+    keepalive_s: int = Field(60, ge=5, le=3600, description="seconds between keep-alive pings; the broker "
+                             "publishes the last will ('offline') after 1.5 times this without a word")
+    qos: Literal[0, 1, 2] = Field(1, description="QoS of match, report and now_playing (0 gives up the "
+                                  "delivery guarantee: spooled events are dropped once written to the socket)")
+    spool_max_events: int = Field(10000, ge=10, le=1_000_000,
+                                  description="events kept on disk while the broker is away; when full, "
+                                  "the oldest superseded now_playing change goes first, then the oldest event")
+    reconnect_min_s: float = Field(1.0, gt=0, le=3600, description="first wait before reconnecting")
+    reconnect_max_s: float = Field(60.0, gt=0, le=3600, description="longest wait between reconnect attempts "
+                                   "(the wait doubles after each failure)")
+    sound_level_offset_db: float | None = Field(
+        None, ge=-200, le=200, description="calibration: dB added to short-term loudness (LUFS) to estimate "
+        "the room's sound level in dBA (measure with a sound level meter); unset = no sound level entity")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether to publish at all: a broker host is configured."""
+        return self.host is not None
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (8883 if self.tls.active else 1883)
+
+    @property
+    def effective_client_id(self) -> str:
+        return self.client_id or f"earshot-{self.device_id}"
+
+
 class Config(Section):
     """The whole configuration."""
 
@@ -83,6 +166,7 @@ class Config(Section):
     limits: LimitsSection = LimitsSection()
     recognition: RecognitionSection = RecognitionSection()
     loudness: LoudnessSection = LoudnessSection()
+    mqtt: MqttSection = MqttSection()
 
     @property
     def catalog_path(self) -> Path:

@@ -141,6 +141,8 @@ class HealthEvent(EventBase):
     device_errors: int = Field(0, description="times the device was lost since start")
     last_error: str | None = None
     spool_depth: int | None = Field(None, description="events waiting for the broker (MQTT only)")
+    spool_dropped: int | None = Field(None, description="events dropped since start because the spool "
+                                      "was full (MQTT only)")
 
 
 Event = Annotated[
