@@ -175,23 +175,25 @@ class Config(Section):
 
 def _format_errors(source: str, exc: ValidationError,
                    origins: dict[tuple[str, ...], str] | None = None,
-                   extra_lines: list[str] | None = None) -> str:
-    """One line per problem: field path, pydantic's message, the value given, what is accepted."""
+                   extra_lines: list[str] | None = None,
+                   model: type[BaseModel] | None = None) -> str:
+    """One line per problem: field path, pydantic's message, the value given (never a
+    secret's), what is accepted."""
     lines = [f"invalid configuration in {source}:"]
     lines += [f"  {line}" for line in extra_lines or []]
     for err in exc.errors():
-        lines.append("  " + _explain(err, origins or {}))
+        lines.append("  " + _explain(err, origins or {}, model or Config))
     return "\n".join(lines)
 
 
-def _explain(err: Any, origins: dict[tuple[str, ...], str]) -> str:
+def _explain(err: Any, origins: dict[tuple[str, ...], str], model: type[BaseModel]) -> str:
     path = tuple(p for p in err["loc"] if isinstance(p, str) and not p.startswith(("function-", "lax-")))
     where = ".".join(str(p) for p in err["loc"] if isinstance(p, (str, int))
                      and not str(p).startswith(("function-", "lax-"))) or "(top level)"
-    target = config_schema.lookup(Config, path)
+    target = config_schema.lookup(model, path)
     msg, notes = err["msg"], []
     if err["type"] == "extra_forbidden":
-        parent = config_schema.lookup(Config, path[:-1]) if len(path) > 1 else Config
+        parent = config_schema.lookup(model, path[:-1]) if len(path) > 1 else model
         known = list(parent.model_fields) if isinstance(parent, type) else []
         close = difflib.get_close_matches(path[-1], known, n=1) if path else []
         msg = "unknown option"

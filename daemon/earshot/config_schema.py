@@ -158,5 +158,5 @@ def accepted(field: FieldInfo) -> str:
         if extra:
             text += f" {extra}" if text.startswith(("an integer", "a number")) else f" ({extra})"
     if optional:
-        text += ", or left out"
+        text += ", or unset"
     return text

@@ -19,6 +19,7 @@ COMMANDS = {
     "identify": "identify",
     "catalog": "catalog",
     "analyze": "analyze",
+    "config": "config",
 }
 
 
