@@ -8,6 +8,8 @@ the catalog's sparser hashes are (almost always) among the query's.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -95,7 +97,9 @@ def _c_peak_params(p: PeakParams) -> Any:
     return c
 
 
+@functools.lru_cache(maxsize=16)
 def _c_hash_params(p: HashParams) -> Any:
+    """The C struct for these (frozen, hashable) parameters, built once: hashing runs per hop."""
     c = ffi.new("es_hash_params *")
     for name, value in asdict(p).items():
         setattr(c, name, value)

@@ -105,8 +105,7 @@ class MatchSession:
         self._chunks.append(np.asarray(peaks, dtype=PEAK_DTYPE))
         if frames_final is not None:
             self._frames_final = frames_final
-        for s in speeds or self.speeds:
-            self._feed_speed(s, frames_final)
+        self._feed_speeds(tuple(speeds or self.speeds), frames_final)
         self._drop_hashed_chunks()
 
     def _drop_hashed_chunks(self) -> None:
@@ -117,43 +116,55 @@ class MatchSession:
             self._chunk_base = done
 
     def _feed_speed(self, speed: float, frames_final: int | None) -> None:
-        stream = self._streams[speed]
-        # only the chunks this speed has not seen: O(new peaks) per hop, never the history
+        self._feed_speeds((speed,), frames_final)
+
+    def _feed_speeds(self, speeds: tuple[float, ...], frames_final: int | None) -> None:
+        """Hash the new peaks under each speed and look all the hashes up at once (the
+        hypotheses share most hashes, and one LMDB call is cheaper than one per speed)."""
         total = self._chunk_base + len(self._chunks)
-        done = self._consumed.get(speed, 0)
-        if done < self._chunk_base:
-            raise RuntimeError(f"speed {speed} joined after its peaks were dropped")
-        pending = self._chunks[done - self._chunk_base:]
-        self._consumed[speed] = total
-        new = np.concatenate(pending) if pending else np.empty(0, PEAK_DTYPE)
-        hashes, times = stream.feed(new, frames_final)
-        if len(hashes) == 0:
+        new_hashes: list[tuple[float, np.ndarray, np.ndarray]] = []
+        for speed in speeds:
+            # only the chunks this speed has not seen: O(new peaks) per hop, never the history
+            done = self._consumed.get(speed, 0)
+            if done < self._chunk_base:
+                raise RuntimeError(f"speed {speed} joined after its peaks were dropped")
+            pending = self._chunks[done - self._chunk_base:]
+            self._consumed[speed] = total
+            new = np.concatenate(pending) if len(pending) != 1 else pending[0]
+            hashes, times = self._streams[speed].feed(new, frames_final)
+            if len(hashes):
+                self._hits[speed].query_hashes += len(hashes)
+                new_hashes.append((speed, hashes, times))
+        if not new_hashes:
             return
-        hits = self._hits[speed]
-        hits.query_hashes += len(hashes)
-        order = np.argsort(hashes, kind="stable")
-        hashes, times = hashes[order], times[order]
-        uniq = np.unique(hashes)
+        uniq = np.unique(np.concatenate([h for _, h, _ in new_hashes]))
         postings = self.catalog.lookup(uniq)
         if len(postings) == 0:
             return
         ph = postings["hash"].astype(np.uint32)
-        lo = np.searchsorted(hashes, ph, side="left")
-        hi = np.searchsorted(hashes, ph, side="right")
-        reps = hi - lo
-        idx_post = np.repeat(np.arange(len(postings)), reps)
-        starts = np.repeat(lo, reps)
-        within = np.arange(len(idx_post)) - np.repeat(np.cumsum(reps) - reps, reps)
-        idx_query = starts + within
-        hits.track.append(postings["track"][idx_post].astype(np.int64))
-        hits.t_ref.append(postings["time"][idx_post].astype(np.float64))
-        hits.t_query.append(times[idx_query].astype(np.float64))
+        for speed, hashes, times in new_hashes:
+            order = np.argsort(hashes, kind="stable")
+            hashes, times = hashes[order], times[order]
+            lo = np.searchsorted(hashes, ph, side="left")
+            hi = np.searchsorted(hashes, ph, side="right")
+            reps = hi - lo
+            n = int(reps.sum())
+            if n == 0:
+                continue
+            idx_post = np.repeat(np.arange(len(postings)), reps)
+            starts = np.repeat(lo, reps)
+            within = np.arange(n) - np.repeat(np.cumsum(reps) - reps, reps)
+            idx_query = starts + within
+            hits = self._hits[speed]
+            hits.track.append(postings["track"][idx_post].astype(np.int64))
+            hits.t_ref.append(postings["time"][idx_post].astype(np.float64))
+            hits.t_query.append(times[idx_query].astype(np.float64))
 
     def try_more_speeds(self) -> None:
         """Hash the peaks seen so far under every speed not yet tried (end of stream)."""
-        for s in self.speeds:
-            if self._consumed.get(s, 0) == 0 and self._chunks:
-                self._feed_speed(s, None)
+        todo = tuple(s for s in self.speeds if self._consumed.get(s, 0) == 0)
+        if todo and self._chunks:
+            self._feed_speeds(todo, None)
         self._drop_hashed_chunks()
 
     def evict(self, before_frame: float) -> None:
@@ -174,14 +185,21 @@ class MatchSession:
         return int(np.count_nonzero(np.abs((t_ref[sel] - t_q[sel]) - offset_frames) <= tolerance_frames))
 
     def first_heard(self, track_id: int, offset_frames: float, speed: float,
-                    tolerance_frames: float = 4.0) -> float | None:
-        """The earliest query frame still in memory with a hit for this track and offset."""
+                    tolerance_frames: float = 4.0, run: int = 3, within_frames: float = 62.0) -> float | None:
+        """The earliest query frame still in memory from which this track is heard at this
+        offset: the first of `run` hits that fall within `within_frames` (a lone
+        coincidental hit before the song began does not count)."""
         hits = self._hits.get(speed)
         if hits is None:
             return None
         track, t_ref, t_q = hits.arrays()
         sel = (track == track_id) & (np.abs((t_ref - t_q) - offset_frames) <= tolerance_frames)
-        return float(t_q[sel].min()) / speed if np.any(sel) else None
+        times = np.sort(t_q[sel])
+        if len(times) < run:
+            return float(times[0]) / speed if len(times) else None
+        dense = np.flatnonzero(times[run - 1:] - times[:len(times) - run + 1] <= within_frames)
+        first = times[dense[0]] if len(dense) else times[0]
+        return float(first) / speed
 
     # -- scoring -------------------------------------------------------------------------
     def _track(self, track_id: int) -> Track | None:
@@ -192,22 +210,33 @@ class MatchSession:
                 self._track_cache[track_id] = track
         return track
 
-    def best(self, since_frame: float | None = None) -> Match | None:
+    def best(self, since_frame: float | None = None, mute: tuple[int, float] | None = None,
+             speeds: tuple[float, ...] | None = None) -> Match | None:
         """The best-supported track over all speed hypotheses tried (or None).
 
-        `since_frame` limits the evidence to query anchors at or after that frame."""
+        `since_frame` limits the evidence to query anchors at or after that frame;
+        `mute=(track, frame)` leaves out that track's evidence before that frame (inf: all
+        of it), e.g. a song that has just ended, or the one playing (is another starting?).
+        `speeds` scores only those hypotheses now; the p-value is still corrected for every
+        hypothesis hashed, since a caller may look at the others another time."""
         tried = [s for s in self.speeds if self._hits[s].query_hashes]
+        scored = tried if speeds is None else [s for s in speeds if s in tried]
         best: Match | None = None
-        for speed in tried:
-            m = self._best_for_speed(speed, since_frame, len(tried))
+        for speed in scored:
+            m = self._best_for_speed(speed, since_frame, len(tried), mute)
             if m is not None and (best is None or m.p_value < best.p_value):
                 best = m
         return best
 
-    def _best_for_speed(self, speed: float, since: float | None, n_speeds: int) -> Match | None:
+    def _best_for_speed(self, speed: float, since: float | None, n_speeds: int,
+                        mute: tuple[int, float] | None = None) -> Match | None:
         track, t_ref, t_q = self._hits[speed].arrays()
-        if since is not None and len(t_q):
-            keep = t_q >= since * speed
+        if (since is not None or mute is not None) and len(t_q):
+            keep = np.ones(len(t_q), dtype=bool)
+            if since is not None:
+                keep &= t_q >= since * speed
+            if mute is not None:
+                keep &= ~((track == mute[0]) & (t_q < mute[1] * speed))
             track, t_ref, t_q = track[keep], t_ref[keep], t_q[keep]
         if len(track) == 0:
             return None

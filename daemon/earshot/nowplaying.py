@@ -1,0 +1,209 @@
+"""NowPlaying: what is playing, decided from the matcher's evidence with hysteresis.
+
+    idle ──(a sure match)──▶ candidate ──(confirmed: same track, same offset, later)──▶ playing
+      ▲                          │ (not confirmed in time)                                │
+      └──────────────────────────┘                          (not heard for a while, or    │
+      ▲                                                      another song is sure)        │
+      └────────────────────────────────── ended ◀─────────────────────────────────────────┘
+
+A song is announced once (a `match` event) when it enters `playing`; while it plays its
+position is the catalog offset plus the audio time elapsed (times the speed found), and it
+stays `playing` across a few seconds without evidence (someone talking over it). It ends when
+it has not been heard for `lost_after_s`, sooner when the room has gone quiet, or at once
+when another song is recognised surely while this one is no longer heard.
+
+Pure logic: it reads a MatchSession and the caller's notion of "quiet", and returns events.
+Times are seconds of audio since the stream began; `stamp` turns them into wall-clock times.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .events import EventBase, MatchEvent, NowPlayingEvent, PlayState, TrackInfo
+from .matcher import Match, MatchSession
+
+
+@dataclass(frozen=True)
+class NowPlayingParams:
+    max_p: float = 1e-4            # a match this sure (per evaluation) makes a candidate
+    window_s: float = 12.0         # evidence considered when looking for a song
+    confirm_s: float = 0.5         # a candidate is confirmed by an evaluation this much later
+    candidate_timeout_s: float = 4.0
+    offset_tolerance_s: float = 0.25
+    recent_s: float = 3.0          # evidence that a playing song is still heard
+    min_support: int = 3           # hits at the song's offset within recent_s
+    lost_after_s: float = 10.0     # a playing song unheard this long has ended
+    quiet_end_s: float = 3.0       # ... or this long when the room is quiet
+    speeds_per_evaluation: int = 2  # off-nominal speed hypotheses scored per evaluation
+
+
+@dataclass(frozen=True)
+class SongEnded:
+    """A song that stopped playing: the caller turns it into a song report."""
+
+    track: TrackInfo
+    started_at: datetime
+    ended_at: datetime
+    heard_s: float
+    reason: str
+
+
+def track_info(match: Match) -> TrackInfo:
+    t = match.track
+    return TrackInfo(track_id=t.track_id, title=t.title, artist=t.artist, album=t.album, source=t.source)
+
+
+@dataclass
+class _Song:
+    match: Match
+    offset_frames: float        # catalog frame - query frame * speed (constant while it plays)
+    first_heard_s: float
+    last_heard_s: float
+    since_s: float
+
+
+@dataclass
+class NowPlaying:
+    """The state machine. Call `update` at every evaluation; it returns the events."""
+
+    frame_s: float
+    stamp: Callable[[float], datetime]
+    params: NowPlayingParams = field(default_factory=NowPlayingParams)
+    state: PlayState = "idle"
+    song: _Song | None = None
+    state_since_s: float = 0.0
+    last_position_s: float | None = None
+    ended: list[SongEnded] = field(default_factory=list)
+    _turn: int = 0
+    muted: tuple[int, float] | None = None   # (track, frame): a song that ended is not found again in its old evidence
+
+    # -- queries -------------------------------------------------------------------------
+    def position_s(self, now_s: float) -> float | None:
+        """Where in the track playback is now (catalog seconds)."""
+        if self.song is None:
+            return None
+        m = self.song.match
+        return self.song.offset_frames * self.frame_s + now_s * m.speed
+
+    # -- the machine -----------------------------------------------------------------------
+    def update(self, now_s: float, session: MatchSession, quiet: bool) -> list[EventBase]:
+        p = self.params
+        events: list[EventBase] = []
+        since_frame = max(0.0, now_s - p.window_s) / self.frame_s
+
+        def sure(speeds: tuple[float, ...], mute: tuple[int, float] | None) -> Match | None:
+            m = session.best(since_frame=since_frame, mute=mute, speeds=speeds)
+            return m if m is not None and m.p_value <= p.max_p else None
+
+        if self.state in ("idle", "ended"):
+            found = None if quiet else sure(self._rotation(session), self.muted)
+            if found is not None:
+                self._become_candidate(now_s, found, session, events)
+            elif self.state == "ended":
+                self._set_state("idle", now_s, events, reason="nothing recognised")
+        elif self.state == "candidate":
+            assert self.song is not None
+            found = sure(tuple(dict.fromkeys((self.song.match.speed,) + self._rotation(session))), self.muted)
+            if found is not None and self._same(found, self.song, now_s) and now_s - self.song.since_s >= p.confirm_s - 1e-9:
+                self._announce(now_s, found, session, events)
+            elif found is not None and not self._same(found, self.song, now_s):
+                self._become_candidate(now_s, found, session, events)
+            elif now_s - self.song.since_s > p.candidate_timeout_s:
+                self.song = None
+                self._set_state("idle", now_s, events, reason="not confirmed")
+        elif self.state == "playing":
+            assert self.song is not None
+            song = self.song
+            heard = session.support(
+                song.match.track.track_id, song.offset_frames, song.match.speed,
+                since_frame=max(0.0, now_s - p.recent_s) / self.frame_s,
+                tolerance_frames=p.offset_tolerance_s / self.frame_s,
+            ) >= p.min_support
+            if heard:
+                song.last_heard_s = now_s
+            unheard = now_s - song.last_heard_s
+            # only while the song is not heard can another have begun: look for it then
+            other = None if heard or quiet else sure(self._rotation(session), (song.match.track.track_id, math.inf))
+            if other is not None:
+                self._end(now_s, "another song", events)
+                self._become_candidate(now_s, other, session, events)
+            elif unheard >= p.lost_after_s or (quiet and unheard >= p.quiet_end_s):
+                self._end(now_s, "music stopped" if quiet else "no longer heard", events)
+        return events
+
+    def _rotation(self, session: MatchSession) -> tuple[float, ...]:
+        """Nominal speed at every evaluation, the other hypotheses in turn (a few each time):
+        a song at its own speed is found as fast as possible; one played off-speed a
+        second or two later, for a third of the cost."""
+        others = [s for s in session.speeds if s != 1.0]
+        k = self.params.speeds_per_evaluation
+        if not others or k >= len(others):
+            return tuple(session.speeds)
+        start = self._turn % len(others)
+        self._turn += k
+        picked = [others[(start + i) % len(others)] for i in range(k)]
+        return (1.0, *picked) if 1.0 in session.speeds else tuple(picked)
+
+    # -- transitions ------------------------------------------------------------------------
+    def _same(self, m: Match, song: _Song, now_s: float) -> bool:
+        """The same track at the same place now (speed hypotheses close to each other name
+        the same alignment with different offsets, so positions are compared, not offsets)."""
+        if m.track.track_id != song.match.track.track_id:
+            return False
+        here = m.offset_s + now_s * m.speed
+        return abs(here - self.position_s(now_s)) <= self.params.offset_tolerance_s
+
+    def _first_heard(self, m: Match, session: MatchSession, now_s: float) -> float:
+        first = session.first_heard(m.track.track_id, m.offset_s / self.frame_s, m.speed,
+                                    tolerance_frames=self.params.offset_tolerance_s / self.frame_s)
+        return now_s if first is None else min(now_s, first * self.frame_s)
+
+    def _become_candidate(self, now_s: float, m: Match, session: MatchSession, events: list[EventBase]) -> None:
+        first = self._first_heard(m, session, now_s)
+        self.song = _Song(m, m.offset_s / self.frame_s, first, now_s, now_s)
+        self._set_state("candidate", now_s, events, reason="a song may be playing")
+
+    def _announce(self, now_s: float, m: Match, session: MatchSession, events: list[EventBase]) -> None:
+        assert self.song is not None
+        first = self._first_heard(m, session, now_s)
+        self.song = _Song(m, m.offset_s / self.frame_s, first, now_s, now_s)
+        info = track_info(m)
+        events.append(MatchEvent(
+            ts=self.stamp(now_s), track_id=info.track_id, title=info.title, artist=info.artist,
+            album=info.album, source=info.source, offset_s=round(self.position_s(now_s) or 0.0, 3),
+            confidence=round(m.confidence, 6), speed=m.speed, started_at=self.stamp(first),
+            latency_s=round(now_s - first, 3),
+        ))
+        self._set_state("playing", now_s, events, reason="recognised")
+
+    def _end(self, now_s: float, reason: str, events: list[EventBase]) -> None:
+        assert self.song is not None
+        song = self.song
+        self.ended.append(SongEnded(
+            track=track_info(song.match), started_at=self.stamp(song.first_heard_s),
+            ended_at=self.stamp(song.last_heard_s), heard_s=song.last_heard_s - song.first_heard_s,
+            reason=reason,
+        ))
+        self._set_state("ended", now_s, events, reason=reason)
+        self.muted = (song.match.track.track_id, now_s / self.frame_s)
+        self.song = None
+
+    def _set_state(self, state: PlayState, now_s: float, events: list[EventBase], reason: str) -> None:
+        previous = self.state
+        self.state = state
+        self.state_since_s = now_s
+        song = self.song
+        events.append(NowPlayingEvent(
+            ts=self.stamp(now_s), state=state, previous=previous,
+            track=track_info(song.match) if song is not None and state in ("candidate", "playing") else None,
+            position_s=round(self.position_s(now_s), 3) if song is not None and state == "playing" else None,
+            confidence=round(song.match.confidence, 6) if song is not None and state in ("candidate", "playing") else None,
+            since=self.stamp(now_s), reason=reason,
+        ))
+
+    def take_ended(self) -> list[SongEnded]:
+        out, self.ended = self.ended, []
+        return out

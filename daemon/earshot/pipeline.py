@@ -1,0 +1,171 @@
+"""The live pipeline: capture-rate blocks in, events out. No I/O of its own.
+
+Per block (a hop, e.g. 0.25 s): the loudness meter takes the block at the capture rate with
+all its channels; the block is mixed to mono (C), resampled with state to the fingerprint
+rate (C), its spectral peaks extracted (C, streaming), hashed under the speed hypotheses and
+looked up (MatchSession: only the new peaks, never the whole window again). Twice a second
+the NowPlaying machine reads the evidence; old evidence slides out of the window.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from .audio.resample import Resampler, mix_mono
+from .bands import band_levels
+from .catalog import Catalog
+from .config import ListenSection, LoudnessSection, RecognitionSection
+from .events import BandLevel, EventBase, LoudnessEvent, SongReportEvent
+from .fingerprint import PeakStream
+from .loudness import LoudnessMeter
+from .matcher import DEFAULT_SPEEDS, Match, MatchSession
+from .nowplaying import NowPlaying, NowPlayingParams, SongEnded
+
+EVAL_INTERVAL_S = 0.5
+
+
+def wall_clock_stamp(_audio_s: float) -> datetime:
+    """Live sources: an event happens now."""
+    return datetime.now(timezone.utc)
+
+
+def audio_clock_stamp(start: datetime) -> Callable[[float], datetime]:
+    """Files fed faster than real time: an event happens at its place in the audio."""
+    return lambda audio_s: start + timedelta(seconds=audio_s)
+
+
+def bands_json(powers: list[float] | None) -> list[BandLevel]:
+    return [BandLevel(name=b.name, low_hz=b.low_hz, high_hz=b.high_hz,
+                      level_db=None if b.level_db is None else round(b.level_db, 2))
+            for b in band_levels(powers)]
+
+
+def _r(x: float | None, digits: int = 2) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, digits)
+
+
+@dataclass
+class PipelineStats:
+    audio_s: float = 0.0
+    blocks: int = 0
+    busy_s: float = 0.0     # thread CPU spent in process()
+
+
+class Pipeline:
+    """One capture stream's recognition and loudness."""
+
+    def __init__(
+        self, catalog: Catalog, sample_rate: int, channels: int, *,
+        listen: ListenSection = ListenSection(), recognition: RecognitionSection = RecognitionSection(),
+        loudness: LoudnessSection = LoudnessSection(),
+        stamp: Callable[[float], datetime] = wall_clock_stamp,
+    ):
+        self.catalog = catalog
+        self.sample_rate, self.channels = int(sample_rate), int(channels)
+        self.listen = listen
+        self.params = catalog.params
+        self.stamp = stamp
+        self.meter = LoudnessMeter.live(loudness, self.sample_rate, self.channels)
+        self.resampler = Resampler(self.sample_rate, self.params.sample_rate)
+        self.peaks = PeakStream(self.params.query_peaks)
+        speeds = DEFAULT_SPEEDS if recognition.speed_search else (1.0,)
+        self.session = MatchSession(catalog, speeds=speeds)
+        self.frame_s = self.params.frame_seconds
+        self.nowplaying = NowPlaying(
+            frame_s=self.frame_s, stamp=stamp,
+            params=NowPlayingParams(max_p=max(1e-12, 1.0 - listen.min_confidence),
+                                    window_s=listen.window_s, lost_after_s=listen.lost_after_s),
+        )
+        self.stats = PipelineStats()
+        self._next_eval = EVAL_INTERVAL_S
+        self._next_loudness = listen.loudness_interval_s
+        self._quiet = True
+
+    # -- feeding -------------------------------------------------------------------------
+    def process(self, block: np.ndarray) -> list[EventBase]:
+        """Feed a (frames, channels) float32 block; returns the events it caused."""
+        t0 = time.thread_time()
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.ndim == 1:
+            block = block.reshape(-1, 1)
+        self.meter.process(block)
+        mono = mix_mono(block) if self.channels > 1 else block[:, 0]
+        x = self.resampler.process(mono)
+        peaks = self.peaks.process(x)
+        self.session.add_peaks(peaks, self.peaks.frames_final)
+        self.stats.audio_s += block.shape[0] / self.sample_rate
+        self.stats.blocks += 1
+        events: list[EventBase] = []
+        now = self.stats.audio_s
+        if now >= self._next_eval:
+            self._next_eval = now + EVAL_INTERVAL_S
+            events += self._evaluate(now)
+        if now >= self._next_loudness:
+            self._next_loudness = now + self.listen.loudness_interval_s
+            events.append(self.loudness_event())
+        self.stats.busy_s += time.thread_time() - t0
+        return events
+
+    def _evaluate(self, now: float) -> list[EventBase]:
+        momentary = self.meter.momentary()
+        self._quiet = momentary is None or momentary < self.listen.silence_lufs
+        before = self.nowplaying.state
+        events = self.nowplaying.update(now, self.session, self._quiet)
+        if before in ("idle", "ended") and self.nowplaying.state == "candidate":
+            self.meter.mark()   # the song report's loudness starts about where the song was found
+        for ended in self.nowplaying.take_ended():
+            events.append(self.song_report(ended))
+            if self.nowplaying.state == "candidate":
+                self.meter.mark()
+        # evidence older than the window is no longer needed (a playing song keeps its own)
+        self.session.evict((now - self.listen.window_s) / self.frame_s)
+        return events
+
+    def flush(self) -> list[EventBase]:
+        """End of stream: the song playing ends here."""
+        now = self.stats.audio_s
+        events: list[EventBase] = []
+        if self.nowplaying.state in ("playing", "candidate") and self.nowplaying.song is not None:
+            playing = self.nowplaying.state == "playing"
+            self.nowplaying.song.last_heard_s = now
+            self.nowplaying._end(now, "end of input", events)  # noqa: SLF001 - same package
+            for ended in self.nowplaying.take_ended():
+                if playing:
+                    events.append(self.song_report(ended))
+        return events
+
+    # -- readings ------------------------------------------------------------------------
+    def loudness_event(self) -> LoudnessEvent:
+        m = self.meter
+        return LoudnessEvent(
+            ts=self.stamp(self.stats.audio_s),
+            momentary_lufs=_r(m.momentary()), short_term_lufs=_r(m.short_term()),
+            integrated_lufs=_r(m.integrated("window")), loudness_range_lu=_r(m.loudness_range("window")),
+            true_peak_dbtp=_r(m.true_peak("window")), window_s=round(m.duration_s("window"), 2),
+            bands=bands_json(m.band_powers("window")),
+        )
+
+    def song_report(self, ended: SongEnded) -> SongReportEvent:
+        m = self.meter
+        max_m, max_s = m.max_loudness("mark")
+        return SongReportEvent(
+            ts=self.stamp(self.stats.audio_s), track=ended.track, started_at=ended.started_at,
+            ended_at=ended.ended_at, duration_heard_s=round(ended.heard_s, 2),
+            integrated_lufs=_r(m.integrated("mark")), loudness_range_lu=_r(m.loudness_range("mark")),
+            true_peak_dbtp=_r(m.true_peak("mark")), max_momentary_lufs=_r(max_m),
+            max_short_term_lufs=_r(max_s), bands=bands_json(m.band_powers("mark")),
+        )
+
+    def best_guess(self) -> Match | None:
+        """The best-supported track in the window, however unsure (for `identify_now`)."""
+        now = self.stats.audio_s
+        return self.session.best(since_frame=max(0.0, now - self.listen.window_s) / self.frame_s)
+
+    @property
+    def quiet(self) -> bool:
+        return self._quiet
