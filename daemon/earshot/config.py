@@ -77,6 +77,26 @@ class LoudnessSection(Section):
     genres: Path | None = Field(None, description="genre baselines file; default config/genres.toml")
 
 
+class ListenSection(Section):
+    """The live listener (`earshot run`)."""
+
+    input: str = Field("mic", description="'mic' (default input), 'mic:NAME' (first input device whose "
+                       "name contains NAME), 'file:PATH', or '-' (raw PCM on stdin)")
+    channels: int | None = Field(None, ge=1, le=8, description="channels to capture; default: up to 2 the device offers")
+    hop_s: float = Field(0.25, gt=0.01, le=2.0, description="audio processed per pipeline step, seconds")
+    ring_s: float = Field(10.0, ge=1.0, le=120.0, description="capture ring capacity, seconds (overruns beyond)")
+    min_confidence: float = Field(0.9999, ge=0.5, le=1.0, description="a live match must be this sure at one "
+                                  "evaluation (evaluated twice a second, so stricter than `identify`), then confirmed")
+    window_s: float = Field(12.0, ge=3.0, le=60.0, description="seconds of evidence kept for recognition")
+    lost_after_s: float = Field(10.0, ge=2.0, le=120.0, description="a song not heard this long has ended "
+                                "(talking over it for less keeps it playing)")
+    silence_lufs: float = Field(-55.0, le=0.0, description="momentary loudness below which the room counts as quiet")
+    loudness_interval_s: float = Field(5.0, ge=0.5, le=3600.0, description="how often a loudness event is emitted")
+    health_interval_s: float = Field(60.0, ge=1.0, le=86400.0, description="how often a health event is emitted")
+    stall_timeout_s: float = Field(3.0, ge=0.5, le=60.0, description="no audio for this long means the device is lost")
+    retry_max_s: float = Field(30.0, ge=1.0, le=3600.0, description="longest wait between attempts to reopen a lost device")
+
+
 def default_device_id() -> str:
     """This machine's host name, sanitised for MQTT topics and Home Assistant ids."""
     return sanitise_device_id(socket.gethostname())
@@ -166,6 +186,7 @@ class Config(Section):
     limits: LimitsSection = LimitsSection()
     recognition: RecognitionSection = RecognitionSection()
     loudness: LoudnessSection = LoudnessSection()
+    listen: ListenSection = ListenSection()
     mqtt: MqttSection = MqttSection()
 
     @property
