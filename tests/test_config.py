@@ -98,8 +98,8 @@ def test_unrelated_earshot_variables_are_not_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("EARSHOT_NOSUCH__HOST", "EARSHOT_NOSUCH__HOST: no option nosuch.host (sections: catalog,"),
-    ("EARSHOT_LOUDNESS__WINDOW", "EARSHOT_LOUDNESS__WINDOW: no option loudness.window (options of "
-                                 "[loudness]: mono_mode, window_min"),
+    ("EARSHOT_LOUDNESS__WINDOW", ("EARSHOT_LOUDNESS__WINDOW: no option loudness.window (options of "
+                                  "[loudness]: mono_mode, window_min")),
     ("EARSHOT_LOUDNESS_WINDOW_MIN", "did you mean EARSHOT_LOUDNESS__WINDOW_MIN?"),
     ("EARSHOT_LOUDNESS__WINDOW_MIN__X", "EARSHOT_LOUDNESS__WINDOW_MIN__X: no option"),
     ("EARSHOT_LOUDNESS__", "EARSHOT_LOUDNESS__: no option"),
@@ -144,16 +144,16 @@ def test_every_error_is_listed_with_its_path_and_what_is_accepted(tmp_path: Path
     lines = str(err.value).splitlines()
     assert lines[0] == f"invalid configuration in {tmp_path / 'bad.toml'}:"
     assert lines[1:] == [
-        "  catalog.map_size_mb: Input should be greater than or equal to 1 (got 0; accepted: an "
-        "integer >= 1 and <= 1048576)",
+        ("  catalog.map_size_mb: Input should be greater than or equal to 1 (got 0; accepted: an "
+         "integer >= 1 and <= 1048576)"),
         "  catalog.pth: unknown option (did you mean path?; known in [catalog]: path, map_size_mb)",
         "  limits.max_file_mb: Input should be greater than 0 (got -1; accepted: a number > 0)",
-        "  loudness.mono_mode: Input should be 'single' or 'dual' (got 'tri'; accepted: one of "
-        "'single', 'dual')",
-        "  loudness.window_min: Input should be a valid number, unable to parse string as a number "
-        "(got 'abc'; accepted: a number > 0 and <= 1440)",
-        "  loudness.cache: Input should be a valid boolean, unable to interpret input (got 'maybe'; "
-        "accepted: true or false)",
+        ("  loudness.mono_mode: Input should be 'single' or 'dual' (got 'tri'; accepted: one of "
+         "'single', 'dual')"),
+        ("  loudness.window_min: Input should be a valid number, unable to parse string as a number "
+         "(got 'abc'; accepted: a number > 0 and <= 1440)"),
+        ("  loudness.cache: Input should be a valid boolean, unable to interpret input (got 'maybe'; "
+         "accepted: true or false)"),
     ]
     assert err.value.exit_code == 78
 

@@ -12,6 +12,7 @@ This module is named sdnotify, not systemd: a module `systemd.py` next to its im
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -35,7 +36,7 @@ def systemd_python_sender() -> Sender | None:
     libsystemd reads $NOTIFY_SOCKET from the process environment at each call.
     """
     try:
-        from systemd import daemon
+        daemon = importlib.import_module("systemd.daemon")
     except ImportError:
         return None
 

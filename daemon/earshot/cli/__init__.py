@@ -12,6 +12,8 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import EarshotError
+from ..logs import LEVELS
+from ..logs import configure as configure_logging
 
 # subcommand name -> module in this package that defines `register(subparsers)`
 COMMANDS = {
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"earshot {__version__}")
     parser.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    parser.add_argument("--log-level", choices=LEVELS, type=str.lower,
+                        help="log detail (default: info for `run`, warning for the others)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
         try:
@@ -48,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    # a command module may set_defaults(log_level_default="info"); journal or stderr: logs.py
+    configure_logging(args.log_level or getattr(args, "log_level_default", "warning"))
     try:
         return int(args.handler(args) or 0)
     except EarshotError as exc:
