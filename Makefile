@@ -5,13 +5,16 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.earshot-installed
 
-.PHONY: help setup build test demo bench clean native-check
+.PHONY: help setup build test demo bench clean native-check test-native-c test-aarch64 bench-pi
 
 help:
 	@echo "make demo   - build a catalog from real music and recognise damaged excerpts"
 	@echo "make test   - install what is needed and run the whole test suite"
 	@echo "make build  - rebuild the C kernels into the virtual environment"
 	@echo "make bench  - run the benchmarks (slow; installs the music corpus)"
+	@echo "make test-native-c - build the C kernels (-Werror) and run their C tests natively"
+	@echo "make test-aarch64  - the same for aarch64: cross-compiled, run under qemu, compared"
+	@echo "make bench-pi      - instructions per second of audio per stage (callgrind), RSS"
 
 # System packages (Debian / Raspberry Pi OS), installed when run as root.
 setup:
@@ -38,3 +41,17 @@ bench: $(STAMP) build
 
 clean:
 	rm -rf build dist *.egg-info daemon/*.egg-info daemon/earshot/_native*.so daemon/earshot/_native.c
+
+# The C kernels' own tests (native/tests): natively, and for aarch64 under qemu-user with
+# every figure compared against the native run. setup-system installs the cross compiler
+# and qemu when root on a non-arm64 machine.
+test-native-c:
+	$(MAKE) -C native/tests native
+
+test-aarch64: setup
+	$(MAKE) -C native/tests -j2 aarch64
+
+# The Raspberry Pi budget: callgrind instruction counts of the daemon's steady state per
+# stage, and resident memory, with a 10-hour catalog (built once under bench-out/).
+bench-pi: $(STAMP) build
+	$(PY) scripts/bench_instructions.py

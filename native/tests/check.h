@@ -5,7 +5,8 @@
  *
  * Output, one item per line on stdout:
  *   `value NAME NUMBER`  a key figure (%.17g), compared across architectures with a tolerance
- *   `exact NAME TOKEN`   compared across architectures as text (e.g. a checksum of hashes)
+ *   `exact NAME HEX`     must be identical across architectures (fingerprint peaks and hashes)
+ *   `digest NAME HEX`    a checksum of a whole output array: reported as identical or not
  *   `NAME: N passed, M failed`  the program's last line; the exit status is 1 when M > 0.
  * Failed checks are also reported on stderr with their file and line.
  */
@@ -38,10 +39,16 @@ static int check_passed, check_failed;
 /** A key figure, printed for the cross-architecture comparison. */
 static inline void report_value(const char *name, double v) { printf("value %s %.17g\n", name, v); }
 
-/** A figure that must be identical on every architecture. */
+/** A checksum that must be identical on every architecture. */
 static inline void report_exact(const char *name, uint64_t v)
 {
     printf("exact %s %016llx\n", name, (unsigned long long)v);
+}
+
+/** A checksum of an output array, reported (bit-identical or not) but not required. */
+static inline void report_digest(const char *name, uint64_t v)
+{
+    printf("digest %s %016llx\n", name, (unsigned long long)v);
 }
 
 /** FNV-1a over bytes: a checksum for "the same array, bit for bit". */

@@ -68,7 +68,7 @@ static void test_against_dft(void)
         snprintf(name, sizeof name, "dft_rel_error_n%d", n);
         report_value(name, err);
         snprintf(name, sizeof name, "power_checksum_n%d", n);
-        report_exact(name, fnv1a(FNV_START, pw, sizeof(float) * (n / 2 + 1)));
+        report_digest(name, fnv1a(FNV_START, pw, sizeof(float) * (n / 2 + 1)));
         free(x);
         free(out);
         free(pw);
