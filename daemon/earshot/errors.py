@@ -30,3 +30,9 @@ class ConfigError(EarshotError):
     """The configuration is invalid."""
 
     exit_code = 78  # EX_CONFIG
+
+
+class DeviceError(EarshotError):
+    """The audio input device is missing or cannot be opened."""
+
+    exit_code = 69  # EX_UNAVAILABLE

@@ -87,8 +87,11 @@ class Pipeline:
         self._quiet = True
 
     # -- feeding -------------------------------------------------------------------------
-    def process(self, block: np.ndarray) -> list[EventBase]:
-        """Feed a (frames, channels) float32 block; returns the events it caused."""
+    def process(self, block: np.ndarray, evaluate: bool = True) -> list[EventBase]:
+        """Feed a (frames, channels) float32 block; returns the events it caused.
+
+        evaluate=False advances the clocks without judging what plays (audio missed during a
+        device outage: its silence says nothing about whether the song stopped)."""
         t0 = time.thread_time()
         block = np.ascontiguousarray(block, dtype=np.float32)
         if block.ndim == 1:
@@ -104,7 +107,8 @@ class Pipeline:
         now = self.stats.audio_s
         if now >= self._next_eval:
             self._next_eval = now + EVAL_INTERVAL_S
-            events += self._evaluate(now)
+            if evaluate:
+                events += self._evaluate(now)
         if now >= self._next_loudness:
             self._next_loudness = now + self.listen.loudness_interval_s
             events.append(self.loudness_event())

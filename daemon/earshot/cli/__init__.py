@@ -1,7 +1,8 @@
 """The `earshot` command line: one module per subcommand, errors as one clear line.
 
 Exit codes: 0 success; 1 some inputs failed (the rest done); 2 usage error;
-65 bad audio input; 66 catalog missing or unusable; 78 configuration error.
+65 bad audio input; 66 catalog missing or unusable; 69 audio device missing;
+78 configuration error.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ COMMANDS = {
     "catalog": "catalog",
     "analyze": "analyze",
     "config": "config",
+    "mqtt": "mqtt",
+    "run": "run",
 }
 
 
