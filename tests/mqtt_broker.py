@@ -182,8 +182,8 @@ class Recorder:
             return list(self.messages)
 
     def close(self) -> None:
+        self.client.disconnect()  # first: it wakes the network thread, so loop_stop returns at once
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 def retained(broker: Mosquitto, pattern: str, *, settle: float = 0.5, **kw) -> dict[str, Received]:

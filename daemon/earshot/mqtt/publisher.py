@@ -125,9 +125,12 @@ class Publisher:
     # --- the MQTT thread ---------------------------------------------------------------
 
     def _set_ready(self, ready: bool) -> None:
-        self._connected = ready
+        was, self._connected = self._connected, ready
         self._outbox.set_connected(ready)
-        if ready:
+        if not ready:
+            if was:
+                self._status = "broker connection lost, reconnecting"
+        else:
             self._status = "broker connected"
             log.info("connected to the MQTT broker %s as %s (topics under %s/)", self._address,
                      self._section.effective_client_id, self.topics.base)
