@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.earshot-installed
 
-.PHONY: help setup build test demo bench clean native-check test-native-c test-aarch64 bench-pi
+.PHONY: help setup build test demo bench clean native-check test-native-c test-aarch64 bench-pi install uninstall
 
 help:
 	@echo "make demo   - build a catalog from real music and recognise damaged excerpts"
@@ -15,6 +15,8 @@ help:
 	@echo "make test-native-c - build the C kernels (-Werror) and run their C tests natively"
 	@echo "make test-aarch64  - the same for aarch64: cross-compiled, run under qemu, compared"
 	@echo "make bench-pi      - instructions per second of audio per stage (callgrind), RSS"
+	@echo "sudo make install   - install the systemd service (user, /opt/earshot, /etc/earshot, unit)"
+	@echo "sudo make uninstall - remove it (keeps catalog and config; PURGE=1 removes them too)"
 
 # System packages (Debian / Raspberry Pi OS), installed when run as root.
 setup:
@@ -55,3 +57,11 @@ test-aarch64: setup
 # stage, and resident memory, with a 10-hour catalog (built once under bench-out/).
 bench-pi: $(STAMP) build
 	$(PY) scripts/bench_instructions.py
+
+# The system service (scripts/install): DESTDIR, PREFIX, SYSCONFDIR, UNITDIR, PYTHON, PURGE
+# are passed on from the command line (make exports command-line variables).
+install:
+	@bash scripts/install
+
+uninstall:
+	@bash scripts/install --uninstall
