@@ -173,16 +173,20 @@ class MatchSession:
             hits.evict(before_frame * speed)
 
     def support(self, track_id: int, offset_frames: float, speed: float,
-                since_frame: float | None = None, tolerance_frames: float = 4.0) -> int:
-        """Hits for one track at (about) one offset: is a known song still being heard?"""
+                since_frame: float | None = None, tolerance_frames: float = 4.0) -> tuple[int, float | None]:
+        """Hits for one track at (about) one offset since a frame, and the query frame of
+        the latest of them: is a known song still being heard, and until when?"""
         hits = self._hits.get(speed)
         if hits is None:
-            return 0
+            return 0, None
         track, t_ref, t_q = hits.arrays()
         sel = track == track_id
         if since_frame is not None:
             sel &= t_q >= since_frame * speed
-        return int(np.count_nonzero(np.abs((t_ref[sel] - t_q[sel]) - offset_frames) <= tolerance_frames))
+        t_sel = t_q[sel]
+        near = np.abs((t_ref[sel] - t_sel) - offset_frames) <= tolerance_frames
+        n = int(np.count_nonzero(near))
+        return n, (float(t_sel[near].max()) / speed if n else None)
 
     def first_heard(self, track_id: int, offset_frames: float, speed: float,
                     tolerance_frames: float = 4.0, run: int = 3, within_frames: float = 62.0) -> float | None:

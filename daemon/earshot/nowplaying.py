@@ -117,13 +117,14 @@ class NowPlaying:
         elif self.state == "playing":
             assert self.song is not None
             song = self.song
-            heard = session.support(
+            count, latest = session.support(
                 song.match.track.track_id, song.offset_frames, song.match.speed,
                 since_frame=max(0.0, now_s - p.recent_s) / self.frame_s,
                 tolerance_frames=p.offset_tolerance_s / self.frame_s,
-            ) >= p.min_support
-            if heard:
-                song.last_heard_s = now_s
+            )
+            heard = count >= p.min_support
+            if heard and latest is not None:
+                song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
             unheard = now_s - song.last_heard_s
             # only while the song is not heard can another have begun: look for it then
             other = None if heard or quiet else sure(self._rotation(session), (song.match.track.track_id, math.inf))

@@ -1,0 +1,152 @@
+"""The live pipeline on a stream: announce once, track the position, notice a song change,
+someone talking over a song, the silence after, and tracks added while it runs."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from earshot.audio.decode import Audio
+from earshot.catalog import Catalog
+from earshot.config import ListenSection
+from earshot.ingest import ingest_audio
+from earshot.pipeline import Pipeline
+from music import add_noise, song
+
+RATE = 48000
+HOP = RATE // 4
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    path = tmp_path_factory.mktemp("live") / "catalog"
+    songs = {}
+    with Catalog.open(path, create=True) as cat:
+        for i in range(5):
+            x = song(300 + i, 60.0, RATE)
+            songs[i + 1] = x
+            ingest_audio(cat, Audio(x[:, None], RATE), {"title": f"Song {i + 1}"}, f"/music/{i + 1}.wav")
+    cat = Catalog.open(path, readonly=True)
+    yield path, cat, songs
+    cat.close()
+
+
+def run(pipeline, x):
+    """Feed a mono stream hop by hop; events with the audio time they happened at."""
+    out = []
+    for i in range(0, len(x), HOP):
+        for e in pipeline.process(x[i:i + HOP, None]):
+            out.append((pipeline.stats.audio_s, e))
+    for e in pipeline.flush():
+        out.append((pipeline.stats.audio_s, e))
+    return out
+
+
+def kinds(events, kind):
+    return [(t, e) for t, e in events if e.event == kind]
+
+
+def silence(seconds):
+    return np.zeros(int(seconds * RATE), np.float32)
+
+
+def test_songs_change_then_silence(catalog):
+    _, cat, songs = catalog
+    a, b = songs[1][10 * RATE:30 * RATE], songs[2][5 * RATE:25 * RATE]
+    unknown = song(999, 15.0, RATE)
+    stream = np.concatenate([silence(2), a, b, unknown, silence(8)])
+    stream = add_noise(stream, 10.0, seed=3)
+    events = run(Pipeline(cat, RATE, 1), stream)
+
+    matches = kinds(events, "match")
+    assert [e.track_id for _, e in matches] == [1, 2], [e.title for _, e in matches]
+    (t1, m1), (t2, m2) = matches
+    assert 2.0 < t1 <= 2.0 + 6.0 and 22.0 < t2 <= 22.0 + 6.0      # announced within seconds
+    assert abs(m1.offset_s - (10.0 + t1 - 2.0)) < 0.3               # position in the song, now
+    assert abs(m2.offset_s - (5.0 + t2 - 22.0)) < 0.3
+    assert 0 <= m1.latency_s <= t1 - 2.0 + 0.5
+    assert m1.confidence >= ListenSection().min_confidence
+
+    states = [(t, e.state, e.reason) for t, e in kinds(events, "now_playing")]
+    ended = [(t, r) for t, s, r in states if s == "ended"]
+    assert len(ended) == 2
+    assert 22.0 < ended[0][0] < 32.0                                 # the first song gave way
+    assert 42.0 < ended[1][0] <= 42.0 + 12.0 and ended[1][1] in ("no longer heard", "music stopped")
+    assert states[-1][1] == "idle"
+
+    reports = kinds(events, "song_report")
+    assert [e.track.track_id for _, e in reports] == [1, 2]
+    for _, r in reports:
+        assert 14.0 <= r.duration_heard_s <= 22.0
+        assert r.integrated_lufs is not None and -40 < r.integrated_lufs < 0
+        assert r.true_peak_dbtp is not None and len(r.bands) == 6
+
+
+def test_talking_over_a_song_keeps_it_playing(catalog):
+    _, cat, songs = catalog
+    x = songs[3][:40 * RATE].copy()
+    rng = np.random.default_rng(5)
+    talk = slice(15 * RATE, 20 * RATE)      # 5 s of loud babble over the music
+    babble = rng.standard_normal(talk.stop - talk.start).astype(np.float32)
+    envelope = (np.abs(np.sin(np.linspace(0, 40, len(babble)))) > 0.3).astype(np.float32)
+    x[talk] = 0.2 * x[talk] + 0.8 * babble * envelope / np.abs(babble).max()
+    events = run(Pipeline(cat, RATE, 1), x)
+    assert [e.track_id for _, e in kinds(events, "match")] == [3]
+    ended = [(t, e.reason) for t, e in kinds(events, "now_playing") if e.state == "ended"]
+    assert ended == [(40.0, "end of input")]
+
+
+def test_silence_ends_a_song_quickly(catalog):
+    _, cat, songs = catalog
+    x = np.concatenate([songs[4][:20 * RATE], silence(10)])
+    events = run(Pipeline(cat, RATE, 1), x)
+    ended = [(t, e.reason) for t, e in kinds(events, "now_playing") if e.state == "ended"]
+    assert len(ended) == 1 and ended[0][1] == "music stopped" and 20.0 < ended[0][0] <= 20.0 + 5.0
+
+
+def test_nothing_is_announced_for_unknown_music_noise_or_silence(catalog):
+    _, cat, _ = catalog
+    rng = np.random.default_rng(8)
+    x = np.concatenate([song(1234, 30.0, RATE), silence(5),
+                        (0.3 * rng.standard_normal(10 * RATE)).astype(np.float32), song(4321, 30.0, RATE)])
+    events = run(Pipeline(cat, RATE, 1), x)
+    assert kinds(events, "match") == []
+
+
+def test_evidence_memory_stays_bounded(catalog):
+    _, cat, songs = catalog
+    p = Pipeline(cat, RATE, 1)
+    x = songs[5]
+    sizes = []
+    for loop in range(4):   # four minutes of the same song over and over
+        run_part = [p.process(x[i:i + HOP, None]) for i in range(0, len(x), HOP)]
+        del run_part
+        sizes.append(sum(len(h.arrays()[0]) for h in p.session._hits.values()))
+        assert len(p.session._chunks) <= 2
+    assert max(sizes) < 3 * min(sizes) + 1000   # a window's worth, not a growing history
+
+
+def test_tracks_added_while_listening_are_recognised(catalog, tmp_path):
+    path, _, _ = catalog
+    newcomer = song(777, 40.0, RATE)
+    wav = tmp_path / "newcomer.wav"
+    sf.write(wav, newcomer, RATE)
+    # a private copy of the catalog, so the module's fixture stays as it was
+    private = tmp_path / "catalog"
+    subprocess.run(["cp", "-r", str(path), str(private)], check=True)
+    with Catalog.open(private, readonly=True) as cat:
+        p = Pipeline(cat, RATE, 1)
+        assert kinds(run_stream(p, newcomer[:15 * RATE]), "match") == []
+        # another process adds the song while this one listens
+        subprocess.run([sys.executable, "-m", "earshot", "ingest", "--catalog", str(private), str(wav)],
+                       check=True, capture_output=True)
+        matches = kinds(run_stream(p, newcomer[15 * RATE:]), "match")
+        assert [e.title for _, e in matches] == ["newcomer"]
+
+
+def run_stream(pipeline, x):
+    out = []
+    for i in range(0, len(x), HOP):
+        out += [(pipeline.stats.audio_s, e) for e in pipeline.process(x[i:i + HOP, None])]
+    return out
