@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..errors import EarshotError
 from ..events import SCHEMA_VERSION, utc_now
 
 log = logging.getLogger("earshot.mqtt")
@@ -29,7 +30,8 @@ log = logging.getLogger("earshot.mqtt")
 MAX_COMMAND_BYTES = 4096
 MAX_PENDING = 8
 
-# name, validated args -> result payload (JSON-serialisable); raises CommandError
+# name, validated args -> result payload (JSON-serialisable); raises CommandError (or any
+# EarshotError) with a message for the reply
 CommandHandler = Callable[[str, dict], dict]
 
 
@@ -182,7 +184,7 @@ class CommandRunner:
         try:
             result = self._handler(command.name, dict(command.args))
             json.dumps(result, default=str)  # a result we cannot publish is an error too
-        except CommandError as exc:
+        except (CommandError, EarshotError) as exc:  # a refusal in words, not a failure
             return reply(command.request_id, command.name, error=str(exc))
         except Exception as exc:
             log.exception("MQTT command %s failed", command.name)

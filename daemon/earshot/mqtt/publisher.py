@@ -158,9 +158,9 @@ class Publisher:
                 level = logging.WARNING if outcome.reason != last_reason else logging.DEBUG
                 if outcome.refused:
                     log.log(level, "MQTT broker %s refused the login: %s (check [mqtt] username and "
-                            "password); retrying in %.0f s", self._address, outcome.reason, delay)
+                            "password); retrying in %.1f s", self._address, outcome.reason, delay)
                 else:
-                    log.log(level, "MQTT broker %s unreachable: %s; retrying in %.0f s",
+                    log.log(level, "MQTT broker %s unreachable: %s; retrying in %.1f s",
                             self._address, outcome.reason, delay)
                 last_reason = outcome.reason
                 what = "broker refused the login" if outcome.refused else "broker unreachable"
