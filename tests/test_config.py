@@ -237,3 +237,14 @@ def test_check_lists_every_error_and_exits_78(no_system_config: Path, capsys: py
 def test_check_of_a_missing_file_exits_78(no_system_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(no_system_config / "nope.toml")]) == 78
     assert "nope.toml: configuration file not found" in capsys.readouterr().err
+
+
+def test_show_masks_the_mqtt_password(no_system_config: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EARSHOT_MQTT__USERNAME", "earshot")
+    monkeypatch.setenv("EARSHOT_MQTT__PASSWORD", "1234hunter2")
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "1234hunter2" not in out
+    mqtt = tomllib.loads(out)["mqtt"]
+    assert mqtt["password"] == "***" and mqtt["username"] == "earshot"
