@@ -167,6 +167,12 @@ class MatchSession:
             self._feed_speeds(todo, None)
         self._drop_hashed_chunks()
 
+    def hits(self, speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The evidence under one speed hypothesis: for every posting that matched a query
+        hash, its track, its catalog frame and the query anchor's frame (catalog time scale)."""
+        hits = self._hits.get(speed)
+        return hits.arrays() if hits is not None else _Hits().arrays()
+
     def evict(self, before_frame: float) -> None:
         """Forget the evidence of query anchors before `before_frame` (a sliding window)."""
         for speed, hits in self._hits.items():
@@ -311,10 +317,18 @@ def identify_peaks(
     """Best match for the peaks of a whole query: nominal speed first; the other speeds
     only when that is not already sure enough (p <= accept_p). Testing in two steps keeps
     the false-positive bound: at most accept_p for the first, the rest Bonferroni-corrected."""
+    return match_peaks(catalog, peaks, speed_search, speeds, accept_p)[1]
+
+
+def match_peaks(
+    catalog: Catalog, peaks: np.ndarray, speed_search: bool = True,
+    speeds: tuple[float, ...] = DEFAULT_SPEEDS, accept_p: float = SURE_P,
+) -> tuple[MatchSession, Match | None]:
+    """`identify_peaks`, with the session that holds the evidence (to explain a result)."""
     session = MatchSession(catalog, speeds=speeds if speed_search else (1.0,))
     session.add_peaks(peaks, None, speeds=(1.0,))
     first = session.best()
     if speed_search and (first is None or first.p_value > accept_p):
         session.try_more_speeds()
-        return session.best()
-    return first
+        return session, session.best()
+    return session, first
