@@ -21,6 +21,7 @@ from ..audio.decode import Limits, check_input_file, decode, file_digest, find_a
 from ..config import Config
 from ..errors import AudioError, EarshotError, UsageError
 from ..loudness import METER_VERSION, LoudnessMeter, Reading, Series
+from ..plots import check_plot_target, numbered_paths
 from ..report import Genre, bands_report, load_genres, pick_genre, verdict
 from .common import Progress, config_from_args, limits_from, print_json
 
@@ -41,6 +42,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--series", action="store_true",
                    help="also momentary and short-term loudness every 10 ms (implies --json)")
     p.add_argument("--no-cache", action="store_true", help="measure again even if stored")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="also draw the report: loudness over time against the references, true "
+                   "peak against the ceiling, the six bands against the genre's range (.png, .svg "
+                   "or .pdf; with several files OUT-1.png, OUT-2.png… in order; "
+                   "needs matplotlib: pip install 'earshot[plot]')")
     p.add_argument("--mono", choices=("single", "dual"),
                    help="one-channel files: as one channel or as dual-mono (+3 dB); default from config")
     p.set_defaults(handler=run)
@@ -197,6 +203,16 @@ def human(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _draw(res: dict[str, Any], picture: Path, keep_series: bool) -> None:
+    """Draw the report (the series is drawn, and only printed when asked for)."""
+    from ..plots import analysis_figure, save_figure
+
+    save_figure(analysis_figure(res), picture)
+    if not keep_series:
+        del res["series"]
+    res["plot"] = str(picture)
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.series:
@@ -208,11 +224,17 @@ def run(args: argparse.Namespace) -> int:
     files = list(find_audio_files([Path(f) for f in args.files]))
     if not files:
         raise UsageError("no audio files found in the folders given")
+    pictures: list[Path | None] = [None] * len(files)
+    if args.plot:
+        pictures = list(numbered_paths(check_plot_target(args.plot), len(files)))
     progress = Progress(len(files), "analyzing") if len(files) > 1 and not args.json else None
     failures: list[EarshotError] = []
-    for i, path in enumerate(files):
+    for i, (path, picture) in enumerate(zip(files, pictures)):
         try:
-            res = analyze_file(path, cfg, genre, mono_mode=mono_mode, series=args.series, cache=cache)
+            res = analyze_file(path, cfg, genre, mono_mode=mono_mode,
+                               series=args.series or picture is not None, cache=cache)
+            if picture is not None:
+                _draw(res, picture, keep_series=args.series)
         except EarshotError as exc:
             failures.append(exc)
             print(f"earshot: {exc}", file=sys.stderr)
@@ -226,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
             if progress:
                 progress.close()
             print(("\n" if i else "") + human(res), flush=True)
+            if picture is not None:
+                print(f"  picture: {picture}", flush=True)
     if progress:
         progress.close()
     if failures and len(failures) == len(files) == 1:

@@ -5,10 +5,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..audio.decode import decode
+from ..audio.decode import Audio, decode
+from ..catalog import Catalog
 from ..errors import AudioError
 from ..identify import identify_audio
-from .common import add_catalog_option, catalog_path, config_from_args, limits_from, open_catalog_for_reading, print_json
+from ..matcher import Match
+from ..plots import check_plot_target, numbered_paths
+from .common import (
+    add_catalog_option,
+    catalog_path,
+    config_from_args,
+    limits_from,
+    open_catalog_for_reading,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="report matches at least this sure (0-1; default from the config)")
     p.add_argument("--no-speed-search", action="store_true",
                    help="assume the audio plays at its catalogued speed (faster)")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="also draw why each file matched or not: its spectrogram with the hashes "
+                   "that matched, and the offset histograms of the best track and the runner-up "
+                   "(.png, .svg or .pdf; with several files OUT-1.png, OUT-2.png… in order; "
+                   "needs matplotlib: pip install 'earshot[plot]')")
     p.set_defaults(handler=run)
 
 
@@ -40,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= min_conf <= 1.0:
         raise AudioError("--min-confidence must be between 0 and 1") from None
     speed_search = config.recognition.speed_search and not args.no_speed_search
+    pictures: list[Path | None] = [None] * len(args.files)
+    if args.plot:
+        pictures = list(numbered_paths(check_plot_target(args.plot), len(args.files)))
     failed = 0
     with open_catalog_for_reading(catalog_path(args, config)) as catalog:
-        for name in args.files:
+        for name, picture in zip(args.files, pictures):
             path = Path(name)
             try:
                 audio = decode(path, limits)
@@ -52,9 +70,13 @@ def run(args: argparse.Namespace) -> int:
                     print_json({"file": str(path), "match": None, "error": str(exc)})
                 print(f"earshot: {exc}", file=sys.stderr)
                 continue
-            match = identify_audio(catalog, audio, min_confidence=min_conf, speed_search=speed_search)
+            if picture is None:
+                match = identify_audio(catalog, audio, min_confidence=min_conf, speed_search=speed_search)
+            else:
+                match = _explain_and_draw(catalog, audio, path, picture, min_conf, speed_search)
             if args.json:
-                print_json({"file": str(path), "match": match.to_json() if match else None})
+                out = {"file": str(path), "match": match.to_json() if match else None}
+                print_json(out | ({"plot": str(picture)} if picture else {}))
             elif match is None:
                 print(f"{path}: no match")
             else:
@@ -64,5 +86,18 @@ def run(args: argparse.Namespace) -> int:
                 speed = f", playing {100 * (match.speed - 1):+.1f}% fast" if match.speed != 1.0 else ""
                 print(f"{path}: {t.title}{who}{album} at {_format_position(match.offset_s)}, "
                       f"confidence {match.confidence:.3f}{speed} [track #{t.track_id}]")
+            if picture is not None and not args.json:
+                print(f"  picture: {picture}")
             sys.stdout.flush()
     return 1 if failed else 0
+
+
+def _explain_and_draw(catalog: Catalog, audio: Audio, path: Path, picture: Path,
+                      min_conf: float, speed_search: bool) -> Match | None:
+    """Identify through the explanation (the same match) and draw it."""
+    from ..explain import explain_audio
+    from ..plots import identify_figure, save_figure
+
+    expl = explain_audio(catalog, audio, min_confidence=min_conf, speed_search=speed_search)
+    save_figure(identify_figure(expl, path.name), picture)
+    return expl.match
