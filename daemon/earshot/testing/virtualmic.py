@@ -1,4 +1,4 @@
-"""A virtual microphone for tests: a private PulseAudio server with a null sink, whose
+"""A virtual microphone (for the tests and the demo): a private PulseAudio server with a null sink, whose
 monitor PortAudio sees as the ALSA device `vmic` (through libasound2-plugins' pulse plugin).
 
 Audio played into the sink with `paplay --device=vmic` is what the "microphone" hears.
