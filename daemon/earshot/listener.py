@@ -169,6 +169,7 @@ class Listener:
 
     def _emit(self, events: list[EventBase]) -> None:
         for e in events:
+            _log_event(e)
             try:
                 self._sink(e)
             except Exception:  # noqa: BLE001 - a sink must never stop the listener
@@ -342,3 +343,19 @@ class Listener:
         else:
             text += "; nothing recognised playing"
         return text
+
+
+def _log_event(e: EventBase) -> None:
+    """Events that matter also go to the log (the journal's EARSHOT_* fields when under systemd:
+    `journalctl -u earshot EARSHOT_EVENT=match`)."""
+    if e.event == "match":
+        log.info("recognised %s at %.1f s (confidence %.4f)", e.title, e.offset_s, e.confidence,  # type: ignore[attr-defined]
+                 extra={"earshot_event": "match", "earshot_track_id": e.track_id,  # type: ignore[attr-defined]
+                        "earshot_event_id": e.id})
+    elif e.event == "song_report":
+        log.info("song ended: %s, heard %.0f s", e.track.title, e.duration_heard_s,  # type: ignore[attr-defined]
+                 extra={"earshot_event": "song_report", "earshot_track_id": e.track.track_id,  # type: ignore[attr-defined]
+                        "earshot_event_id": e.id})
+    elif e.event == "now_playing":
+        log.debug("now playing: %s (%s)", e.state, e.reason,  # type: ignore[attr-defined]
+                  extra={"earshot_event": "now_playing", "earshot_event_id": e.id})
