@@ -179,7 +179,7 @@ def _matched_pairs(catalog: Catalog, peaks: np.ndarray, hp: HashParams, speed: f
                    track_id: int, cell_bin: int, frame_s: float) -> MatchedPairs:
     """The query's hashes (under `speed`) whose postings of `track_id` fall in the cell
     starting at offset bin `cell_bin`, as anchor and target peaks."""
-    anchors, hashes, times = _hashes_by_anchor(peaks, hp, speed)
+    anchors, hashes, times = hashes_by_anchor(peaks, hp, speed)
     if len(hashes) == 0:
         return _no_pairs()
     postings = catalog.lookup(np.unique(hashes))
@@ -196,7 +196,7 @@ def _matched_pairs(catalog: Catalog, peaks: np.ndarray, hp: HashParams, speed: f
     in_cell = (obin >= cell_bin) & (obin < cell_bin + WINDOW_BINS)
     matched = np.unique(q_idx[in_cell])
     a = anchors[matched]
-    t = np.array([_target_of(peaks, int(i), int(h), hp, speed)
+    t = np.array([target_peak(peaks, int(i), int(h), hp, speed)
                   for i, h in zip(a, hashes[matched])], dtype=np.int64)
     return MatchedPairs(
         anchor_s=peaks["time"][a].astype(np.float64) * frame_s,
@@ -207,7 +207,7 @@ def _matched_pairs(catalog: Catalog, peaks: np.ndarray, hp: HashParams, speed: f
     )
 
 
-def _hashes_by_anchor(peaks: np.ndarray, hp: HashParams,
+def hashes_by_anchor(peaks: np.ndarray, hp: HashParams,
                       speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every query hash (as the matcher makes them) with the index of its anchor peak."""
     anchors, hashes, times = [], [], []
@@ -222,16 +222,25 @@ def _hashes_by_anchor(peaks: np.ndarray, hp: HashParams,
     return np.concatenate(anchors), np.concatenate(hashes), np.concatenate(times)
 
 
-def _target_of(peaks: np.ndarray, anchor: int, h: int, hp: HashParams, speed: float) -> int:
+def target_peak(peaks: np.ndarray, anchor: int, h: int, hp: HashParams, speed: float) -> int:
     """The target peak of anchor's hash h. The hash holds the pair's time gap (low 6 bits,
     frames at the catalog's speed) and interval (next 8 bits, 1/df_per_octave octave from
-    -max_doct), see es_fp_hash(); of the later peaks the one closest to both is the target."""
-    dt = h & 0x3F
-    qd = (h >> 6) & 0xFF
-    t0, f0 = float(peaks["time"][anchor]), float(peaks["freq"][anchor])
-    later = slice(anchor + 1, len(peaks))
-    gap = (peaks["time"][later].astype(np.float64) - t0) * speed
-    interval = (peaks["freq"][later].astype(np.float64) - f0 + hp.max_doct) * hp.df_per_octave
+    -max_doct), see es_fp_hash(): the later peak that gives both, computed in float32 as
+    the C does (the most salient, should two), else the nearest."""
+    dt, qd = h & 0x3F, (h >> 6) & 0xFF
+    later = peaks[anchor + 1:]
+    if len(later) == 0:
+        return anchor
+    f32 = np.float32
+    gap = (later["time"] - peaks["time"][anchor]) * f32(speed)
+    octaves = later["freq"] - peaks["freq"][anchor]
+    interval = (octaves + f32(hp.max_doct)) * f32(hp.df_per_octave)
+    nd = int(2.0 * hp.max_doct * hp.df_per_octave)
+    zone = ((gap >= hp.dt_min - 0.5) & (gap < hp.dt_max + 0.5)
+            & (octaves > -hp.max_doct) & (octaves < hp.max_doct))
+    exact = zone & (np.clip(np.rint(gap), hp.dt_min, hp.dt_max) == dt) & (
+        np.clip(np.floor(interval), 0, nd - 1) == qd)
+    if exact.any():
+        return anchor + 1 + int(np.argmax(np.where(exact, later["salience"], -np.inf)))
     miss = np.abs(gap - dt) + np.abs(interval - (qd + 0.5))
-    miss[(gap < hp.dt_min - 0.5) | (gap >= hp.dt_max + 0.5)] = np.inf  # outside the target zone
-    return anchor + 1 + int(np.argmin(miss)) if len(miss) else anchor
+    return anchor + 1 + int(np.argmin(np.where(zone, miss, np.inf)))
