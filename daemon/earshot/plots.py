@@ -137,8 +137,8 @@ def _draw_spectrogram(ax: Axes, expl: Explanation) -> None:
     if len(pairs):
         segs = np.stack([np.column_stack([pairs.anchor_s, pairs.anchor_hz]),
                          np.column_stack([pairs.target_s, pairs.target_hz])], axis=1)
-        ax.add_collection(LineCollection(list(segs), colors="#00e5ff", linewidths=0.9, alpha=0.8,
-                                         gid="pairs"))
+        ax.add_collection(LineCollection(list(segs), colors="#00e5ff", linewidths=0.8,
+                                         alpha=0.8 if len(pairs) < 150 else 0.6, gid="pairs"))
         ax.scatter(pairs.anchor_s, pairs.anchor_hz, s=22, c="#00e5ff", edgecolors="black",
                    linewidths=0.4, label=f"matching hashes: anchor → target ({len(pairs)})",
                    gid="anchors", zorder=3)
@@ -164,11 +164,13 @@ def _draw_offsets(ax: Axes, hist: OffsetHistogram | None, role: str, top: int, m
     ax.fill_between(x, hist.cell_counts, step="post", color=colour, alpha=0.35, lw=0)
     ax.step(x, hist.cell_counts, where="post", color=colour, lw=0.9, gid=f"offsets:{role.replace('-', '_')}")
     ax.axvline(hist.offset_s, color=colour, ls="--", lw=0.8, gid=f"offset:{role.replace('-', '_')}")
-    word = "hash agrees" if hist.score == 1 else "hashes agree"
-    ax.annotate(f"{hist.score} {word} at {_position(hist.offset_s)}", (hist.offset_s, hist.score),
-                xytext=(6, 3), textcoords="offset points", fontsize=9, va="bottom")
     lo = min(float(x[0]), 0.0)
     hi = max(float(x[-1]) + hist.step_s, hist.track.duration_s)
+    word = "hash agrees" if hist.score == 1 else "hashes agree"
+    left = hist.offset_s > (lo + hi) / 2  # the label on the side with room
+    ax.annotate(f"{hist.score} {word} at {_position(hist.offset_s)}", (hist.offset_s, hist.score),
+                xytext=(-6 if left else 6, 3), textcoords="offset points", fontsize=9,
+                va="bottom", ha="right" if left else "left")
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, top * 1.15 + 1)
     ax.set_title(f"{role}: {_track_name(hist.track)} [track #{hist.track.track_id}]", fontsize=10)
