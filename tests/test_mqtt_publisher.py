@@ -66,8 +66,10 @@ def payloads(rec: Recorder, leaf: str) -> list[dict]:
     return [json.loads(m.payload) for m in rec.on(f"{BASE}/{leaf}")]
 
 
-def test_each_event_goes_to_its_topic_with_its_qos_and_retain_flag(broker, recorder, tmp_path, stopping):
-    p = started(section(broker.port), tmp_path / "state")
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_each_event_goes_to_its_topic_with_its_qos_and_retain_flag(broker, recorder, tmp_path, stopping,
+                                                                   protocol):
+    p = started(section(broker.port, protocol=protocol), tmp_path / "state")
     stopping.append(p)
     online(recorder)
     # health first: nothing is spooled yet, so its spool_depth is exactly 0
