@@ -62,11 +62,12 @@ def room_noise(x, snr_db, seed):
 class Daemon:
     """`earshot run --input mic:vmic` with its JSON lines collected as they come."""
 
-    def __init__(self, vm, catalog, tmp_path):
-        env = dict(vm.env, EARSHOT_LISTEN__HEALTH_INTERVAL_S="2", EARSHOT_STATE_DIR=str(tmp_path / "state"))
+    def __init__(self, vm, catalog, tmp_path, extra_env=None, args=()):
+        env = dict(vm.env, EARSHOT_LISTEN__HEALTH_INTERVAL_S="2", EARSHOT_STATE_DIR=str(tmp_path / "state"),
+                   **(extra_env or {}))
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "earshot", "run", "--catalog", str(catalog), "--input", "mic:vmic"],
+            [sys.executable, "-m", "earshot", "run", "--catalog", str(catalog), "--input", "mic:vmic", *args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.events: list[tuple[float, dict]] = []
         self.stderr: list[str] = []
@@ -152,3 +153,54 @@ def test_survives_the_sound_server_restarting(vmic, catalog, tmp_path):
     _, m2 = d.wait_for(lambda e: e["event"] == "match" and "elvish" in e["source"].lower(), 25)
     assert d.proc.poll() is None
     assert d.stop() == 0
+
+
+class Blackhole:
+    """A "broker" that accepts TCP connections and never answers: the slowest broker there is."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)       # held open, never read from
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_a_broker_that_never_answers_causes_no_overrun(vmic, catalog, tmp_path):
+    """MQTT is never in the audio path: with a broker that accepts and then hangs, the song is
+    still recognised, no capture block is dropped, and the events wait in the spool."""
+    hole = Blackhole()
+    x = room_noise(excerpt("loyalists.ogg", 30, 14), 15.0, seed=4)
+    wav = tmp_path / "song.wav"
+    sf.write(wav, x, RATE, subtype="PCM_16")
+    d = Daemon(vmic, catalog, tmp_path, args=("--stdout",),
+               extra_env={"EARSHOT_MQTT__HOST": "127.0.0.1", "EARSHOT_MQTT__PORT": str(hole.port)})
+    try:
+        d.ready()
+        vmic.play(wav)
+        _, m = d.wait_for(lambda e: e["event"] == "match", 20)
+        assert "loyal" in m["source"].lower()
+        time.sleep(6)
+        health = [e for _, e in d.events if e["event"] == "health"]
+        assert health and all(h["overruns"] == 0 and h["dropped_frames"] == 0 for h in health)
+        assert health[-1]["spool_depth"] >= 1      # the match waits for a broker that never acknowledges
+        assert d.proc.poll() is None
+    finally:
+        d.proc.send_signal(2)
+        d.proc.wait(30)
+        hole.close()

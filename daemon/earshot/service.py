@@ -45,6 +45,7 @@ class RunOptions:
     catalog: Path | None = None
     config_path: Path | None = None
     duration_s: float | None = None   # stop after this much audio (tests, demos)
+    stdout: bool = False              # JSON lines on stdout even when publishing over MQTT
 
 
 class JsonLinesSink:
@@ -96,7 +97,16 @@ class Service:
 
             self.publisher = Publisher(self.config.mqtt, self.config.state_dir, self.handle_command)
             self.publisher.start()
-            return self.publisher.publish
+            if not self.options.stdout:
+                return self.publisher.publish
+            publish, lines = self.publisher.publish, JsonLinesSink(self.stdout)
+
+            def both(event: EventBase) -> None:
+                publish(event)
+                if event.event == "health":   # as published: with the spool's depth
+                    event = event.model_copy(update={"spool_depth": self.publisher.spool_depth})
+                lines(event)
+            return both
         return JsonLinesSink(self.stdout)
 
     # -- commands (MQTT `cmd`) ----------------------------------------------------------------

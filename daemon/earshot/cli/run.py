@@ -25,6 +25,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--channels", type=int, help="channels to capture (stdin: channels in the stream)")
     p.add_argument("--format", default="s16le", choices=["s16le", "s32le", "f32le"], help="stdin input: sample format")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
+    p.add_argument("--stdout", action="store_true", help="also print the events as JSON lines when publishing over MQTT")
     p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     add_catalog_option(p)
     p.set_defaults(handler=run, log_level_default="info")
@@ -39,5 +40,6 @@ def run(args: argparse.Namespace) -> int:
         input=args.input, fast=args.fast, rate=args.rate, channels=args.channels, format=args.format,
         catalog=Path(args.catalog) if args.catalog else None,
         config_path=Path(args.config) if args.config else None, duration_s=args.duration,
+        stdout=args.stdout,
     )
     return Service(config, options).run()
