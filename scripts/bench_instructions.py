@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -177,10 +178,10 @@ class Stages:
         self._error: BaseException | None = None
 
         @self.ffi.def_extern(error=-1)
-        def earshot_bench_call(handle):  # noqa: ANN001 - cffi callback
+        def earshot_bench_call(handle):
             try:
                 self.ffi.from_handle(handle)()
-            except BaseException as exc:  # re-raised after the trampoline returns
+            except BaseException as exc:  # noqa: BLE001 - re-raised after the trampoline returns
                 self._error = exc
                 return -1
             return 0
@@ -202,13 +203,13 @@ class Stages:
 
 
 def _pipeline(catalog_path: Path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from earshot.catalog import Catalog
     from earshot.pipeline import Pipeline, audio_clock_stamp
 
     catalog = Catalog.open(catalog_path, readonly=True)  # as the service opens it
-    return Pipeline(catalog, RATE, CHANNELS, stamp=audio_clock_stamp(datetime(2026, 1, 1, tzinfo=timezone.utc)))
+    return Pipeline(catalog, RATE, CHANNELS, stamp=audio_clock_stamp(datetime(2026, 1, 1, tzinfo=UTC)))
 
 
 def _instrument(pipe, stages: Stages) -> None:
@@ -220,7 +221,7 @@ def _instrument(pipe, stages: Stages) -> None:
     pipe.resampler.process = stages.wrap("resample", pipe.resampler.process)
     pipe.peaks.process = stages.wrap("fingerprint", pipe.peaks.process)
     pipe.session.add_peaks = stages.wrap("match", pipe.session.add_peaks)
-    pipe._evaluate = stages.wrap("match", pipe._evaluate)  # noqa: SLF001 - measuring it
+    pipe._evaluate = stages.wrap("match", pipe._evaluate)
 
 
 def child_callgrind(args: argparse.Namespace) -> None:
@@ -410,11 +411,11 @@ def render(r: dict) -> str:
     mem = r["memory"]
     cat = r["catalog"]
     lines = [
-        f"Pi budget: daemon steady state (earshot.pipeline.Pipeline, {RATE} Hz x {CHANNELS}, "
+        (f"Pi budget: daemon steady state (earshot.pipeline.Pipeline, {RATE} Hz x {CHANNELS}, "
         f"{HOP_S:g} s hops), {r['run']['measured_s']:g} s measured after {r['run']['warmup_s']:g} s, "
-        f"state '{r['run']['state']}' ({r['run']['song']})",
-        f"catalog: {cat['hours']:.2f} h ({cat['original_hours']:.2f} h soundtracks + "
-        f"{cat['variant_hours']:.2f} h slowed x{VARIANT_SPEED:g} copies), {cat['catalog_mb']:.0f} MB",
+        f"state '{r['run']['state']}' ({r['run']['song']})"),
+        (f"catalog: {cat['hours']:.2f} h ({cat['original_hours']:.2f} h soundtracks + "
+        f"{cat['variant_hours']:.2f} h slowed x{VARIANT_SPEED:g} copies), {cat['catalog_mb']:.0f} MB"),
         "",
         "| stage | M instructions / s of audio | share |",
         "|---|---:|---:|",
@@ -430,10 +431,10 @@ def render(r: dict) -> str:
     lines += ["", "Busiest functions (exclusive, M instructions / s of audio):", ""]
     lines += [f"- {k}: {v / 1e6:.2f}" for k, v in r["top_functions_exclusive_per_audio_second"].items()]
     mverdict = "within" if mem["hwm_mb"] <= TARGET_RSS_MB else "OVER"
-    lines += ["", f"memory after {mem['minutes']:.1f} min: peak RSS {mem['hwm_mb']:.1f} MB "
+    lines += ["", (f"memory after {mem['minutes']:.1f} min: peak RSS {mem['hwm_mb']:.1f} MB "
               f"(target <= {TARGET_RSS_MB:.0f}: {mverdict}); now {mem['rss_mb']:.1f} MB = "
               f"{mem['anon_mb']:.1f} MB anonymous + {mem['file_mb']:.1f} MB file pages "
-              f"(the input array held for the benchmark: {mem['input_array_mb']:.1f} MB)"]
+              f"(the input array held for the benchmark: {mem['input_array_mb']:.1f} MB)")]
     return "\n".join(lines) + "\n"
 
 

@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = ROOT / "native" / "tests"
 KERNELS = ("fft", "resample", "fingerprint", "loudness")
-CLOSING = re.compile(r"^test_(\w+): (\d+) passed, (\d+) failed$", re.M)
+CLOSING = re.compile(r"^test_(\w+): (\d+) passed, (\d+) failed$", re.MULTILINE)
 RUN_TIMEOUT_S = 300
 
 
@@ -39,7 +39,7 @@ def _build(target: str, out: Path, **variables: str) -> None:
     """make -C native/tests <target> OUT=<out>; a compiler warning fails it (-Werror)."""
     args = [f"OUT={out}"] + [f"{k}={v}" for k, v in variables.items()]
     done = subprocess.run(["make", "-s", "-j2", "-C", str(TESTS_DIR), target, *args],
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+                          check=False, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, f"make {target} failed:\n{done.stdout}\n{done.stderr}"
 
 
@@ -129,10 +129,10 @@ def test_c_tests_use_the_extension_compiler_flags() -> None:
     """native/tests builds the kernels as the Python extension does (plus -Werror), so what
     passes there is what runs in earshot._native."""
     makefile = (TESTS_DIR / "Makefile").read_text()
-    cflags = re.search(r"^CFLAGS := (.*)$", makefile, re.M)
+    cflags = re.search(r"^CFLAGS := (.*)$", makefile, re.MULTILINE)
     assert cflags, "no CFLAGS line in native/tests/Makefile"
     builder = (ROOT / "native" / "build_native.py").read_text()
-    flags = re.search(r"^_flags = \[(.*)\]$", builder, re.M)
+    flags = re.search(r"^_flags = \[(.*)\]$", builder, re.MULTILINE)
     assert flags, "no _flags list in native/build_native.py"
     extension = re.findall(r'"([^"]+)"', flags.group(1))
     assert cflags.group(1).split() == extension + ["-Werror"]
