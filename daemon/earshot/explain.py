@@ -95,7 +95,8 @@ def explain(catalog: Catalog, rec: Recognition) -> Explanation:
         speed = rec.candidate.speed
         track, t_ref, t_q = rec.session.hits(speed)
         obin = np.floor((t_ref - t_q) / BIN_FRAMES).astype(np.int64)
-        best_id, second_id = _two_best_tracks(track, obin, rec.candidate.track.track_id)
+        best_id = rec.candidate.track.track_id
+        second_id = _runner_up_track(track, obin, best_id)
         best, cell_bin = _histogram(rec.candidate.track, speed, track, t_ref, t_q, obin, frame_s)
         if second_id is not None:
             second = catalog.get_track(second_id)
@@ -135,16 +136,15 @@ def _no_pairs() -> MatchedPairs:
     return MatchedPairs(e, e, e, e, 0)
 
 
-def _two_best_tracks(track: np.ndarray, obin: np.ndarray, best_id: int) -> tuple[int, int | None]:
-    """The best track (as the matcher found it) and the track with the next fullest cell."""
+def _runner_up_track(track: np.ndarray, obin: np.ndarray, best_id: int) -> int | None:
+    """The track other than the best whose fullest cell is fullest (None: no other track)."""
     keys = (track << KEY_SHIFT) | (obin + OFFSET_BIAS // BIN_FRAMES)
     ukeys, window = window_counts(keys)
     tracks = ukeys >> KEY_SHIFT
     others = tracks != best_id
     if not others.any():
-        return best_id, None
-    i = int(np.argmax(np.where(others, window, -1)))
-    return best_id, int(tracks[i])
+        return None
+    return int(tracks[int(np.argmax(np.where(others, window, -1)))])
 
 
 def _cells(obin: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
