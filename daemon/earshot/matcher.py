@@ -141,20 +141,19 @@ class MatchSession:
         postings = self.catalog.lookup(uniq)
         if len(postings) == 0:
             return
-        ph = postings["hash"].astype(np.uint32)
+        ph = postings["hash"].astype(np.uint32)   # grouped by hash, ascending (LMDB key order)
         for speed, hashes, times in new_hashes:
-            order = np.argsort(hashes, kind="stable")
-            hashes, times = hashes[order], times[order]
-            lo = np.searchsorted(hashes, ph, side="left")
-            hi = np.searchsorted(hashes, ph, side="right")
+            # each query hash's run of postings: few searches into the long sorted postings
+            lo = np.searchsorted(ph, hashes, side="left")
+            hi = np.searchsorted(ph, hashes, side="right")
             reps = hi - lo
             n = int(reps.sum())
             if n == 0:
                 continue
-            idx_post = np.repeat(np.arange(len(postings)), reps)
+            idx_query = np.repeat(np.arange(len(hashes)), reps)
             starts = np.repeat(lo, reps)
             within = np.arange(n) - np.repeat(np.cumsum(reps) - reps, reps)
-            idx_query = starts + within
+            idx_post = starts + within
             hits = self._hits[speed]
             hits.track.append(postings["track"][idx_post].astype(np.int64))
             hits.t_ref.append(postings["time"][idx_post].astype(np.float64))
