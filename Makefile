@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.earshot-installed
 
-.PHONY: help setup build test demo bench clean native-check test-native-c test-aarch64 bench-pi install uninstall
+.PHONY: help setup build test demo bench clean native-check test-native-c test-aarch64 bench-pi bench-live install uninstall
 
 help:
 	@echo "make demo   - build a catalog from real music and recognise damaged excerpts"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-native-c - build the C kernels (-Werror) and run their C tests natively"
 	@echo "make test-aarch64  - the same for aarch64: cross-compiled, run under qemu, compared"
 	@echo "make bench-pi      - instructions per second of audio per stage (callgrind), RSS"
+	@echo "make bench-live    - the live listener: an hour of music, full speed and real time (~1.5 h)"
 	@echo "sudo make install   - install the systemd service (user, /opt/earshot, /etc/earshot, unit)"
 	@echo "sudo make uninstall - remove it (keeps catalog and config; PURGE=1 removes them too)"
 
@@ -65,3 +66,9 @@ install:
 
 uninstall:
 	@bash scripts/install --uninstall
+
+# The live listener (issue 4): an hour of real music with song changes, clean and in a room
+# mix, fed at full speed and played in real time into a virtual microphone; CPU per second of
+# audio, peak memory with a 10-hour catalog, announcement latency, wrong/missed, overruns.
+bench-live: $(STAMP) build
+	$(PY) scripts/bench_live.py
