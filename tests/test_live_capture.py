@@ -112,14 +112,14 @@ def test_recognises_song_change_and_silence(vmic, catalog, tmp_path):
 
     d = Daemon(vmic, catalog, tmp_path)
     d.ready()
-    started = time.monotonic() - d.t0
     vmic.play(wav)
     t1, m1 = d.wait_for(lambda e: e["event"] == "match", 20)
     assert m1["title"].lower().startswith("battle"), m1
-    heard = t1 - started
-    # position: 30 s into the track when playing began, plus what has played since
-    # (paplay and the capture add a little latency, the announcement a hop or two)
-    assert abs(m1["offset_s"] - (30.0 + heard)) < 1.5, (m1["offset_s"], heard)
+    # position: the excerpt starts 30 s into the track; the announced position minus what
+    # earshot had heard of the song by then lands near 30 s (no wall clock involved: paplay's
+    # start-up and the sound server's latency vary on a busy machine)
+    assert 30.0 < m1["offset_s"] < 44.0, m1
+    assert 29.5 < m1["offset_s"] - m1["latency_s"] < 33.0, m1
     t2, m2 = d.wait_for(lambda e: e["event"] == "match" and e["track_id"] != m1["track_id"], 25)
     assert "loyal" in (m2["title"] + m2["source"]).lower(), m2
     t3, _ = d.wait_for(lambda e: e["event"] == "now_playing" and e["state"] == "ended"
