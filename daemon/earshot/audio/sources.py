@@ -211,8 +211,8 @@ class FileSource(_ThreadSource):
             import soundfile as sf
             self._sf = sf.SoundFile(str(self.path))
             rate, channels = int(self._sf.samplerate), int(self._sf.channels)
-            if self._sf.frames > limits.max_duration_min * 60 * rate:
-                raise AudioError(f"{self.path}: longer than the limit of {limits.max_duration_min:g} minutes")
+            if self._sf.frames > limits.max_seconds * rate:
+                raise AudioError(f"{self.path}: longer than the limit of {limits.max_seconds / 60:g} minutes")
         except AudioError:
             raise
         except Exception:  # noqa: BLE001 - not for libsndfile: decode it whole (ffmpeg)
