@@ -356,7 +356,7 @@ def event_record(e: Any, t: float) -> dict[str, Any]:
                  source=(d.get("track") or {}).get("source"))
     elif d["event"] == "health":
         r.update({k: d[k] for k in ("overruns", "dropped_frames", "cpu_percent", "audio_s", "device_state",
-                                    "device_errors")})
+                                    "device_errors", "sample_rate")})
     elif d["event"] == "song_report":
         r.update(title=d["track"]["title"], duration_heard_s=d["duration_heard_s"],
                  integrated_lufs=d["integrated_lufs"])
@@ -407,13 +407,13 @@ def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None =
     pipe = open_pipeline(catalog_dir)
     timer = StageTimer()
     if stages:
-        timer.wrap(pipe.meter, "process", "meter")
-        timer.wrap(pipe.resampler, "process", "resample")
-        timer.wrap(pipe.peaks, "process", "peaks")
-        timer.wrap(pipe.session, "add_peaks", "hash+lookup")
-        timer.wrap(pipe.session.catalog, "lookup", "lookup (LMDB)")
-        timer.wrap(pipe, "_evaluate", "evaluate")
-        timer.wrap(pipe.nowplaying, "update", "nowplaying.update")
+        timer.wrap(pipe.meter, "process", "loudness meter (C)")
+        timer.wrap(pipe.resampler, "process", "resample to the fingerprint rate (C)")
+        timer.wrap(pipe.peaks, "process", "spectral peaks (C)")
+        timer.wrap(pipe.session, "add_peaks", "matcher.add_peaks: hash, lookup, hits")
+        timer.wrap(pipe.session.catalog, "lookup", "  of which catalog.lookup (LMDB)")
+        timer.wrap(pipe, "_evaluate", "evaluation (2/s): NowPlaying + evict")
+        timer.wrap(pipe.nowplaying, "update", "  of which NowPlaying.update (scoring)")
         timer.wrap(pipe, "loudness_event", "loudness events")
     hop = round(HOP_S * RATE)
     events: list[Any] = []
@@ -441,10 +441,9 @@ def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None =
     }
     if stages:
         t = dict(timer.totals)
-        top = ("meter", "resample", "peaks", "hash+lookup", "evaluate", "loudness events")
+        top = ("loudness meter (C)", "resample to the fingerprint rate (C)", "spectral peaks (C)",
+               "matcher.add_peaks: hash, lookup, hits", "evaluation (2/s): NowPlaying + evict", "loudness events")
         out["stages_s_per_s"] = {k: v / audio_s for k, v in t.items()}
-        out["stages_s_per_s"]["hashing+postings (hash+lookup minus LMDB)"] = (
-            t.get("hash+lookup", 0) - t.get("lookup (LMDB)", 0)) / audio_s
         out["stages_s_per_s"]["glue (process() outside the stages)"] = (
             pipe.stats.busy_s - sum(t.get(k, 0) for k in top)) / audio_s
     if prof is not None:
@@ -665,7 +664,8 @@ def phase_realtime(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, 
     last = health[-1] if health else {}
     return {
         "played_s": played_s, "wall_s": (play_end - play_t0).total_seconds(),
-        "channels": 2, "device": "vmic (PulseAudio null sink monitor via ALSA pulse plugin)",
+        "channels": 2, "sample_rate": last.get("sample_rate"),
+        "device": "vmic (PulseAudio null sink monitor via ALSA pulse plugin)",
         "health_events": len(health), "overruns": last.get("overruns"), "dropped_frames": last.get("dropped_frames"),
         "device_errors": last.get("device_errors"),
         "max_overruns": max((h["overruns"] for h in health), default=None),
@@ -681,6 +681,15 @@ def phase_realtime(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, 
 
 
 # -- the report --------------------------------------------------------------------------------
+def code_version() -> str:
+    """The commit under test, with "+dirty" when daemon/ or native/ differ from it."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()
+
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + (
+        "+dirty" if git("status", "--porcelain", "daemon", "native") else "")
+
+
 def fmt(v: Any, digits: int = 2, unit: str = "") -> str:
     if v is None:
         return "–"
@@ -692,7 +701,9 @@ def fmt(v: Any, digits: int = 2, unit: str = "") -> str:
 def render(report: dict[str, Any]) -> str:
     plan, fast, mem, rt = (report.get(k) or {} for k in ("prepare", "fast", "memory", "realtime"))
     cat = plan.get("catalog", {})
-    lines = ["# Live listener benchmark (issue 4)", ""]
+    lines = ["# Live listener benchmark (issue 4)", "",
+             "Code: " + ", ".join(f"{k} {v['code']}" for k, v in (("full speed", fast), ("memory", mem),
+                                                                 ("real time", rt)) if v.get("code")), ""]
     if plan:
         c = plan["counts"]
         lines += [
@@ -721,7 +732,7 @@ def render(report: dict[str, Any]) -> str:
         row("missed (of them < 20 s)", lambda s: f"{s['missed']} ({s['missed_short']})")
         row("wrong announcements", lambda s: str(s["wrong"]))
         row("repeat announcements of a segment", lambda s: str(s["repeat_announcements"]))
-        row("offset error median |s|", lambda s: fmt(s["offset_error_s"]["median_abs"], 3))
+        row("offset error, median abs (s)", lambda s: fmt(s["offset_error_s"]["median_abs"], 3))
         row("announcements > 1 s off", lambda s: str(len(s["wrong_offsets"])))
         for k in ("silence", "catalog song", "unknown song"):
             row(f"end → `ended`, next: {k} (median s, n)",
@@ -761,7 +772,10 @@ def render(report: dict[str, Any]) -> str:
         lines.append("")
     if rt and "score" in rt:
         lines += ["| real time (vmic) | |", "|---|---|",
-                  f"| audio played | {rt['played_s'] / 60:.1f} min, {rt['channels']} channels at 48 kHz |",
+                  f"| audio played | {rt['played_s'] / 60:.1f} min; captured {rt.get('channels')} channels at "
+                  f"{rt.get('sample_rate')} Hz |",
+                  f"| machine load (1-min average, median / max) | {fmt((rt.get('machine_load_1min') or {}).get('median'))}"
+                  f" / {fmt((rt.get('machine_load_1min') or {}).get('max'))} |",
                   f"| overruns / dropped frames / device errors | {rt['overruns']} / {rt['dropped_frames']} / "
                   f"{rt['device_errors']} |",
                   f"| CPU % of one core (health, median / max) | {fmt(rt['cpu_percent']['median'])} / "
@@ -769,6 +783,18 @@ def render(report: dict[str, Any]) -> str:
                   f"| sound path delay (median s) | {fmt(rt['sound_path_delay_s']['median'])} |", ""]
     elif rt:
         lines += [f"Real time: {rt}", ""]
+    for name, sc in cols:
+        if sc["wrong_list"]:
+            lines.append(f"Wrong announcements, {name}:")
+            lines += [f"- at {w['t']:.1f} s ({w['into_segment_s']} s into segment {w['segment']}, playing "
+                      f"{w['playing']}): announced {w['announced']}, confidence {w['confidence']} — {w['kind']}"
+                      for w in sc["wrong_list"]]
+            lines.append("")
+        if sc["missed_segments"]:
+            lines.append(f"Missed, {name}: " + "; ".join(
+                f"segment {m['segment']} {m['title']} ({m['length_s']:.0f} s from {m['track_start_s']:.0f} s)"
+                for m in sc["missed_segments"]))
+            lines.append("")
     if report.get("targets"):
         lines += ["| target | figure | met |", "|---|---|---|"]
         for t in report["targets"]:
@@ -849,8 +875,9 @@ def main(argv: list[str] | None = None) -> int:
     (LIVE / "prepare.json").write_text(json.dumps(plan, indent=1))
     for phase, fn in (("realtime", phase_realtime), ("fast", phase_fast), ("memory", phase_memory)):
         if phase in phases:
-            t0 = time.perf_counter()
+            t0, code = time.perf_counter(), code_version()
             result = fn(args, plan)
+            result["code"] = code
             result["phase_wall_s"] = time.perf_counter() - t0
             (LIVE / f"{phase}.json").write_text(json.dumps(result, indent=1, default=str))
     if "report" in phases:
