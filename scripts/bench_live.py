@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,8 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_corpus  # noqa: E402
-from bench_corpus import CorpusTrack  # noqa: E402
+import bench_corpus
+from bench_corpus import CorpusTrack
 
 OUT = ROOT / "bench-out"
 LIVE = OUT / "live"
@@ -63,7 +63,7 @@ SILENCE_S = (15.0, 30.0)
 FULL_START_FRACTION = 0.3
 SHORT_SEGMENT_S = 20.0
 OFFSET_TOLERANCE_S = 1.0
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)   # the audio clock's origin in the fast runs
+T0 = datetime(2026, 1, 1, tzinfo=UTC)   # the audio clock's origin in the fast runs
 PHASES = ("prepare", "realtime", "fast", "memory", "report")
 
 TARGETS = {"cpu_s_per_s": 0.01, "peak_rss_mb": 80.0, "median_latency_clean_s": 4.0,
@@ -92,8 +92,8 @@ def make_playlist(known: list[CorpusTrack], unknown: list[CorpusTrack], seed: in
     catalog, a seeded few are followed by a silence. No track plays twice in a row."""
     rng = np.random.default_rng([seed, 40])
     expected = int(hour_s / np.mean(SEGMENT_S))     # music segments the hour holds, about
-    unknown_at = set(int(i) for i in rng.choice(np.arange(1, expected), size=n_unknown, replace=False))
-    silence_after = set(int(i) for i in rng.choice(np.arange(0, expected - 1), size=n_silence, replace=False))
+    unknown_at = {int(i) for i in rng.choice(np.arange(1, expected), size=n_unknown, replace=False)}
+    silence_after = {int(i) for i in rng.choice(np.arange(0, expected - 1), size=n_silence, replace=False)}
     known_order = list(rng.permutation(len(known)))
     unknown_order = list(rng.permutation(len(unknown)))
     segments: list[Segment] = []
@@ -541,7 +541,8 @@ def phase_memory(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, An
     print("  memory: earshot run --input file:... --fast ...", file=sys.stderr)
     cmd = [sys.executable, "-m", "earshot", "run", "--input", f"file:{wav}", "--fast", "--catalog", str(args.catalog)]
     t0 = time.perf_counter()
-    run = subprocess.run(["/usr/bin/time", "-f", "TIME %M %U %S %e", *cmd], capture_output=True, text=True)
+    run = subprocess.run(["/usr/bin/time", "-f", "TIME %M %U %S %e", *cmd], capture_output=True, text=True,
+                         check=False)
     wall = time.perf_counter() - t0
     line = [ln for ln in run.stderr.splitlines() if ln.startswith("TIME ")][-1].split()
     maxrss_kb, user, system, _elapsed = int(line[1]), float(line[2]), float(line[3]), float(line[4])
@@ -549,11 +550,11 @@ def phase_memory(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, An
     start = None
     recs = []
     for e in events:
-        ts = datetime.fromisoformat(e["ts"].replace("Z", "+00:00"))
+        ts = datetime.fromisoformat(e["ts"])
         if e["event"] in ("match", "now_playing", "song_report"):
             recs.append((ts, e))
     # the CLI's audio clock starts when the pipeline starts: the first loudness event is at 5 s
-    loud = [datetime.fromisoformat(e["ts"].replace("Z", "+00:00")) for e in events if e["event"] == "loudness"]
+    loud = [datetime.fromisoformat(e["ts"]) for e in events if e["event"] == "loudness"]
     start = loud[0] - (loud[1] - loud[0]) if len(loud) > 1 else None
     scored = None
     if start is not None:
@@ -589,7 +590,7 @@ def phase_realtime(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, 
     vm = pulse.VirtualMic(root)
     vm.start()
     env = dict(vm.env, EARSHOT_LISTEN__HEALTH_INTERVAL_S=str(args.health_interval))
-    log = open(LIVE / "realtime-stderr.log", "w")
+    log = open(LIVE / "realtime-stderr.log", "w")  # noqa: SIM115 - closed in the finally below
     cmd = [sys.executable, "-m", "earshot", "run", "--input", "mic:vmic", "--catalog", str(args.catalog)]
     daemon = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
                               start_new_session=True)
@@ -615,7 +616,7 @@ def phase_realtime(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, 
             time.sleep(0.5)   # the first loudness event: the device is open and audio flows
         if daemon.poll() is not None:
             return {"failed": f"earshot run exited {daemon.returncode}: see {LIVE / 'realtime-stderr.log'}"}
-        play_t0 = datetime.now(timezone.utc)
+        play_t0 = datetime.now(UTC)
         player = vm.play(wav)
         print(f"  real time: playing {played_s / 60:.1f} min into the virtual microphone ...", file=sys.stderr)
         while player.poll() is None:
@@ -625,7 +626,7 @@ def phase_realtime(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, 
                 hwm.append(status_kb(str(daemon.pid))["VmHWM"])
             except OSError:
                 break
-        play_end = datetime.now(timezone.utc)
+        play_end = datetime.now(UTC)
         time.sleep(args.tail_s)    # the end of the last song
         try:
             final = status_kb(str(daemon.pid))
@@ -649,7 +650,7 @@ def phase_realtime(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, 
         segments[-1] = Segment(**{**asdict(last_seg), "length_s": played_s - last_seg.start_s})
     recs = []
     for _, e in lines:
-        ts = datetime.fromisoformat(e["ts"].replace("Z", "+00:00"))
+        ts = datetime.fromisoformat(e["ts"])
         recs.append(event_record(e, (ts - play_t0).total_seconds()))
     health = [r for r in recs if r["event"] == "health"]
     scored = score(segments, recs, played_s)
@@ -684,7 +685,8 @@ def phase_realtime(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, 
 def code_version() -> str:
     """The commit under test, with "+dirty" when daemon/ or native/ differ from it."""
     def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True,
+                              check=False).stdout.strip()
 
     return (git("rev-parse", "--short", "HEAD") or "unknown") + (
         "+dirty" if git("status", "--porcelain", "daemon", "native") else "")
@@ -707,13 +709,13 @@ def render(report: dict[str, Any]) -> str:
     if plan:
         c = plan["counts"]
         lines += [
-            f"Playlist: {plan['duration_s'] / 60:.1f} min, seed {plan['key']['seed']}: {c.get('known', 0)} catalog "
+            (f"Playlist: {plan['duration_s'] / 60:.1f} min, seed {plan['key']['seed']}: {c.get('known', 0)} catalog "
             f"segments ({plan['full_starts']} from the song's start), {c.get('unknown', 0)} songs not in the catalog, "
-            f"{c.get('silence', 0)} silences; 48 kHz mono, 0.25 s hops.",
-            f"Catalog: {cat.get('hours', 0):.2f} h, {cat.get('tracks')} tracks, {cat.get('postings', 0):,} postings, "
-            f"{cat.get('file_mb', 0):.0f} MB ({', '.join(cat.get('packages', []))}).",
-            "Room: the recognition benchmark's `room` damage (RT60 0.7 s, pink noise at 5 dB SNR, mains hum "
-            "at -15 dB), per segment.", ""]
+            f"{c.get('silence', 0)} silences; 48 kHz mono, 0.25 s hops."),
+            (f"Catalog: {cat.get('hours', 0):.2f} h, {cat.get('tracks')} tracks, {cat.get('postings', 0):,} postings, "
+            f"{cat.get('file_mb', 0):.0f} MB ({', '.join(cat.get('packages', []))})."),
+            ("Room: the recognition benchmark's `room` damage (RT60 0.7 s, pink noise at 5 dB SNR, mains hum "
+            "at -15 dB), per segment."), ""]
     cols = [("clean (full speed)", (fast.get("clean") or {}).get("score")),
             ("room (full speed)", (fast.get("room") or {}).get("score")),
             ("real time (vmic, clean)", rt.get("score"))]
@@ -772,14 +774,14 @@ def render(report: dict[str, Any]) -> str:
         lines.append("")
     if rt and "score" in rt:
         lines += ["| real time (vmic) | |", "|---|---|",
-                  f"| audio played | {rt['played_s'] / 60:.1f} min; captured {rt.get('channels')} channels at "
-                  f"{rt.get('sample_rate')} Hz |",
-                  f"| machine load (1-min average, median / max) | {fmt((rt.get('machine_load_1min') or {}).get('median'))}"
-                  f" / {fmt((rt.get('machine_load_1min') or {}).get('max'))} |",
-                  f"| overruns / dropped frames / device errors | {rt['overruns']} / {rt['dropped_frames']} / "
-                  f"{rt['device_errors']} |",
-                  f"| CPU % of one core (health, median / max) | {fmt(rt['cpu_percent']['median'])} / "
-                  f"{fmt(rt['cpu_percent']['max'])} |",
+                  (f"| audio played | {rt['played_s'] / 60:.1f} min; captured {rt.get('channels')} channels at "
+                  f"{rt.get('sample_rate')} Hz |"),
+                  (f"| machine load (1-min average, median / max) | {fmt((rt.get('machine_load_1min') or {}).get('median'))}"
+                  f" / {fmt((rt.get('machine_load_1min') or {}).get('max'))} |"),
+                  (f"| overruns / dropped frames / device errors | {rt['overruns']} / {rt['dropped_frames']} / "
+                  f"{rt['device_errors']} |"),
+                  (f"| CPU % of one core (health, median / max) | {fmt(rt['cpu_percent']['median'])} / "
+                  f"{fmt(rt['cpu_percent']['max'])} |"),
                   f"| sound path delay (median s) | {fmt(rt['sound_path_delay_s']['median'])} |", ""]
     elif rt:
         lines += [f"Real time: {rt}", ""]
