@@ -154,15 +154,16 @@ class Listener:
             if source.error or (source.info.realtime and now - self._last_audio > self.config.listen.stall_timeout_s):
                 self._recover(source.error or f"no audio for {now - self._last_audio:.1f} s")
                 continue
-            if now >= self._next_health:
-                self._next_health = now + self.config.listen.health_interval_s
-                self._emit([self.health()])
+            self._health_due(now)
             self._stop.wait(min(0.02, self.config.listen.hop_s / 4))
 
     def _process(self, block: np.ndarray) -> None:
         assert self.pipeline is not None
         self._emit(self.pipeline.process(block))
-        now = time.monotonic()
+        self._health_due(time.monotonic())
+
+    def _health_due(self, now: float) -> None:
+        """A periodic health event, whether or not audio is arriving."""
         if now >= self._next_health:
             self._next_health = now + self.config.listen.health_interval_s
             self._emit([self.health()])

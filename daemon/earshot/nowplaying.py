@@ -205,6 +205,17 @@ class NowPlaying:
             since=self.stamp(now_s), reason=reason,
         ))
 
+    def finish(self, now_s: float) -> tuple[list[EventBase], bool]:
+        """End of input: a song playing (or a candidate) ends here. Returns the events and
+        whether a song was playing (only a played song gets a report)."""
+        events: list[EventBase] = []
+        if self.state not in ("playing", "candidate") or self.song is None:
+            return events, False
+        playing = self.state == "playing"
+        self.song.last_heard_s = now_s
+        self._end(now_s, "end of input", events)
+        return events, playing
+
     def take_ended(self) -> list[SongEnded]:
         out, self.ended = self.ended, []
         return out

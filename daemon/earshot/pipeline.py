@@ -132,15 +132,10 @@ class Pipeline:
 
     def flush(self) -> list[EventBase]:
         """End of stream: the song playing ends here."""
-        now = self.stats.audio_s
-        events: list[EventBase] = []
-        if self.nowplaying.state in ("playing", "candidate") and self.nowplaying.song is not None:
-            playing = self.nowplaying.state == "playing"
-            self.nowplaying.song.last_heard_s = now
-            self.nowplaying._end(now, "end of input", events)  # noqa: SLF001 - same package
-            for ended in self.nowplaying.take_ended():
-                if playing:
-                    events.append(self.song_report(ended))
+        events, playing = self.nowplaying.finish(self.stats.audio_s)
+        for ended in self.nowplaying.take_ended():
+            if playing:
+                events.append(self.song_report(ended))
         return events
 
     # -- readings ------------------------------------------------------------------------

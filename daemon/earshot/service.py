@@ -24,7 +24,7 @@ from .audio.sources import Source, open_source
 from .catalog import Catalog
 from .config import Config, load_config
 from .errors import CatalogError, ConfigError, EarshotError
-from .events import EventBase
+from .events import EventBase, utc_now
 from .listener import Listener
 from .pipeline import audio_clock_stamp, wall_clock_stamp
 from .sdnotify import Notifier
@@ -135,7 +135,7 @@ class Service:
         self.catalog = open_catalog(self.config, self.options.catalog)
         factory = self._source_factory()
         source = factory()   # DeviceError / AudioError / UsageError here: nothing started yet
-        stamp = audio_clock_stamp(_now()) if not source.info.realtime else wall_clock_stamp
+        stamp = audio_clock_stamp(utc_now()) if not source.info.realtime else wall_clock_stamp
         sink = self._sink()
         first = [source]
         self.listener = Listener(self.config, self.catalog,
@@ -235,20 +235,15 @@ class Service:
             self.publisher.stop()
 
 
-def _now():
-    from .events import utc_now
-    return utc_now()
-
-
 def describe_devices() -> list[dict[str, Any]]:
     """Input devices PortAudio sees (for `earshot run --list-devices`)."""
-    from .audio.sources import _sounddevice
-    sd = _sounddevice()
+    from .audio.sources import load_sounddevice
+    sd = load_sounddevice()
     out = []
-    for i, d in enumerate(sd.query_devices()):
+    for d in sd.query_devices():
         if d.get("max_input_channels", 0) > 0:
             out.append({"name": d["name"], "channels": d["max_input_channels"],
-                        "default_rate": d["default_samplerate"], "hostapi": i and d.get("hostapi")})
+                        "default_rate": d["default_samplerate"], "hostapi": d.get("hostapi")})
     return out
 
 

@@ -44,7 +44,7 @@ class Source(Protocol):
 
 
 # -- microphone ----------------------------------------------------------------------------
-def _sounddevice():
+def load_sounddevice():
     try:
         import sounddevice as sd
     except OSError as exc:  # the PortAudio library itself is missing
@@ -55,7 +55,7 @@ def _sounddevice():
 def rescan_devices() -> None:
     """PortAudio lists devices once, when initialised: re-initialise to see a device that
     has come back (or a sound server that was restarted)."""
-    sd = _sounddevice()
+    sd = load_sounddevice()
     try:
         sd._terminate()      # noqa: SLF001 - sounddevice has no public re-scan
     except Exception:        # noqa: BLE001 - already terminated
@@ -66,7 +66,7 @@ def rescan_devices() -> None:
 def find_input_device(name: str | None) -> tuple[int, dict]:
     """The first input device whose name contains `name` (case-insensitive), or the default
     input when `name` is None. Raises DeviceError naming what exists."""
-    sd = _sounddevice()
+    sd = load_sounddevice()
     devices = list(sd.query_devices())
     inputs = [(i, d) for i, d in enumerate(devices) if d.get("max_input_channels", 0) > 0]
     if name is None:
@@ -120,7 +120,7 @@ class MicSource:
             self.error = "the input stream stopped"
 
     def start(self, ring: Ring) -> None:
-        sd = _sounddevice()
+        sd = load_sounddevice()
         self._ring = ring
         self._stopping = False
         try:
