@@ -1,16 +1,27 @@
 """NowPlaying: what is playing, decided from the matcher's evidence with hysteresis.
 
-    idle ──(a sure match)──▶ candidate ──(confirmed: same track, same offset, later)──▶ playing
+    idle ──(a sure match)──▶ candidate ──(confirmed by audio heard after it)──────────────▶ playing
       ▲                          │ (not confirmed in time)                                │
       └──────────────────────────┘                          (not heard for a while, or    │
       ▲                                                      another song is sure)        │
       └────────────────────────────────── ended ◀─────────────────────────────────────────┘
 
+A candidate is announced at the next evaluation only when its evidence is overwhelming
+(p ≤ `sure_p`); otherwise it must be confirmed by *fresh* evidence, the audio heard after it
+became a candidate, which on its own must name the same track at the same place. Re-reading
+the evidence that raised the candidate confirms nothing: a passage of an unknown song that
+happens to resemble a catalog track goes on resembling it for as long as it is in the window
+(the hour benchmark's one wrong announcement was such a case, p = 5e-5, confirmed 0.5 s later
+on the same evidence; its fresh evidence pointed elsewhere).
+
 A song is announced once (a `match` event) when it enters `playing`; while it plays its
 position is the catalog offset plus the audio time elapsed (times the speed found), and it
 stays `playing` across a few seconds without evidence (someone talking over it). It ends when
 it has not been heard for `lost_after_s`, sooner when the room has gone quiet, or at once
-when another song is recognised surely while this one is no longer heard.
+when another song is recognised surely while this one is no longer heard. "Heard" means its
+hits at its own offset are more than coincidence: a few in the last seconds, or, in a noisy
+room where they come sparsely, more over the window than the track's own background of
+coincidental hits would put in one cell (a Poisson tail, `heard_p`).
 
 Pure logic: it reads a MatchSession and the caller's notion of "quiet", and returns events.
 Times are seconds of audio since the stream began; `stamp` turns them into wall-clock times.
@@ -22,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+
 from .events import EventBase, MatchEvent, NowPlayingEvent, PlayState, TrackInfo
 from .matcher import Match, MatchSession
 
@@ -29,12 +42,15 @@ from .matcher import Match, MatchSession
 @dataclass(frozen=True)
 class NowPlayingParams:
     max_p: float = 1e-4            # a match this sure (per evaluation) makes a candidate
+    sure_p: float = 1e-9           # ... this sure, it is announced at the next evaluation
+    confirm_p: float = 1e-2        # else the audio after it must name the same place this surely
     window_s: float = 12.0         # evidence considered when looking for a song
     confirm_s: float = 0.5         # a candidate is confirmed by an evaluation this much later
-    candidate_timeout_s: float = 4.0
+    candidate_timeout_s: float = 8.0
     offset_tolerance_s: float = 0.25
     recent_s: float = 3.0          # evidence that a playing song is still heard
     min_support: int = 3           # hits at the song's offset within recent_s
+    heard_p: float = 1e-3          # or over the window, this unlikely to be coincidence
     lost_after_s: float = 10.0     # a playing song unheard this long has ended
     quiet_end_s: float = 3.0       # ... or this long when the room is quiet
     speeds_per_evaluation: int = 2  # off-nominal speed hypotheses scored per evaluation
@@ -106,12 +122,16 @@ class NowPlaying:
                 self._set_state("idle", now_s, events, reason="nothing recognised")
         elif self.state == "candidate":
             assert self.song is not None
-            found = sure(tuple(dict.fromkeys((self.song.match.speed,) + self._rotation(session))), self.muted)
-            if found is not None and self._same(found, self.song, now_s) and now_s - self.song.since_s >= p.confirm_s - 1e-9:
-                self._announce(now_s, found, session, events)
-            elif found is not None and not self._same(found, self.song, now_s):
+            song = self.song
+            found = sure(tuple(dict.fromkeys((song.match.speed,) + self._rotation(session))), self.muted)
+            waited = now_s - song.since_s >= p.confirm_s - 1e-9
+            if found is not None and not self._same(found, song, now_s):
                 self._become_candidate(now_s, found, session, events)
-            elif now_s - self.song.since_s > p.candidate_timeout_s:
+            elif waited and found is not None and found.p_value <= p.sure_p:
+                self._announce(now_s, found, session, events)
+            elif waited and (fresh := self._confirmed_afresh(song, session, now_s)) is not None:
+                self._announce(now_s, fresh if found is None else found, session, events)
+            elif now_s - song.since_s > p.candidate_timeout_s:
                 self.song = None
                 self._set_state("idle", now_s, events, reason="not confirmed")
         elif self.state == "playing":
@@ -123,10 +143,10 @@ class NowPlaying:
                 tolerance_frames=p.offset_tolerance_s / self.frame_s,
             )
             heard = count >= p.min_support
-            if heard and latest is not None:
+            if (heard or self._heard_over_window(song, session, now_s)) and latest is not None:
                 song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
             unheard = now_s - song.last_heard_s
-            # only while the song is not heard can another have begun: look for it then
+            # only while the song is not heard clearly can another have begun: look for it then
             other = None if heard or quiet else sure(self._rotation(session), (song.match.track.track_id, math.inf))
             if other is not None:
                 self._end(now_s, "another song", events)
@@ -147,6 +167,36 @@ class NowPlaying:
         self._turn += k
         picked = [others[(start + i) % len(others)] for i in range(k)]
         return (1.0, *picked) if 1.0 in session.speeds else tuple(picked)
+
+    def _confirmed_afresh(self, song: _Song, session: MatchSession, now_s: float) -> Match | None:
+        """The best match on the evidence of the audio since the candidate was raised, if it
+        names the candidate's track at the candidate's place surely enough (an independent
+        test: none of that evidence took part in raising the candidate)."""
+        fresh = session.best(since_frame=song.since_s / self.frame_s, mute=self.muted,
+                             speeds=(song.match.speed,))
+        if fresh is None or fresh.p_value > self.params.confirm_p or not self._same(fresh, song, now_s):
+            return None
+        return fresh
+
+    def _heard_over_window(self, song: _Song, session: MatchSession, now_s: float) -> bool:
+        """Whether the song's hits at its offset over the window are more than the track's
+        own coincidental hits would put there: these are spread over every offset of the
+        track, so one cell of width 2·tolerance expects n·2·tol / (duration + window) of them."""
+        p = self.params
+        m = song.match
+        since = max(0.0, now_s - p.window_s)
+        tol = p.offset_tolerance_s / self.frame_s
+        track, t_ref, t_q = session.hits(m.speed)
+        sel = (track == m.track.track_id) & (t_q >= since / self.frame_s * m.speed)
+        if not sel.any():
+            return False
+        near = np.abs((t_ref[sel] - t_q[sel]) - song.offset_frames) <= tol
+        in_cell = int(np.count_nonzero(near))
+        if in_cell < p.min_support:
+            return False
+        span = (m.track.duration_s + (now_s - since)) / self.frame_s
+        expected = (len(near) - in_cell) * 2.0 * tol / max(span, 2.0 * tol)
+        return poisson_tail(in_cell, expected) <= p.heard_p
 
     # -- transitions ------------------------------------------------------------------------
     def _same(self, m: Match, song: _Song, now_s: float) -> bool:
@@ -219,3 +269,25 @@ class NowPlaying:
     def take_ended(self) -> list[SongEnded]:
         out, self.ended = self.ended, []
         return out
+
+
+def poisson_tail(k: int, mu: float) -> float:
+    """P(X ≥ k) for X ~ Poisson(mu), summed in log space (k is at most a few hundred)."""
+    if k <= 0:
+        return 1.0
+    if mu <= 0.0:
+        return 0.0
+    log_terms = [i * math.log(mu) - mu - math.lgamma(i + 1) for i in range(k)]
+    below = sum(math.exp(t) for t in log_terms)
+    return max(0.0, 1.0 - below) if below < 0.99 else _upper_sum(k, mu)
+
+
+def _upper_sum(k: int, mu: float) -> float:
+    """P(X ≥ k) as the sum of the upper terms (precise when that tail is small)."""
+    total, i = 0.0, k
+    term = math.exp(k * math.log(mu) - mu - math.lgamma(k + 1))
+    while term > total * 1e-16 and i < k + 10_000:
+        total += term
+        i += 1
+        term *= mu / i
+    return total
