@@ -204,3 +204,34 @@ def test_a_broker_that_never_answers_causes_no_overrun(vmic, catalog, tmp_path):
         d.proc.send_signal(2)
         d.proc.wait(30)
         hole.close()
+
+
+def test_waits_for_a_microphone_plugged_in_after_start(vmic, catalog, tmp_path, notify_socket):
+    """The unit runs `earshot run --wait-for-input`: a USB microphone that appears after boot
+    is waited for (READY at once, STATUS says so, the watchdog fed), then used."""
+    vmic.kill()                                   # no sound server: the device cannot be opened
+    d = Daemon(vmic, catalog, tmp_path, args=("--wait-for-input",),
+               extra_env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "2000000"})
+    ready = notify_socket.wait_for("READY", "1", timeout=30)
+    assert "waiting for the audio input" in ready.get("STATUS", ""), ready.raw
+    d.wait_for(lambda e: e["event"] == "health" and e["device_state"] == "lost", 15)
+    n = len(notify_socket.messages())
+    waiting = notify_socket.messages(timeout=3.0)[n:]
+    assert len([m for m in waiting if m.get("WATCHDOG") == "1"]) >= 2, [m.raw for m in waiting]
+    vmic.start()                                  # plugged in
+    d.wait_for(lambda e: e["event"] == "health" and e["device_state"] == "ok", 45)
+    part = room_noise(excerpt("knolls.ogg", 40, 12), 15.0, seed=4)
+    wav = tmp_path / "knolls.wav"
+    sf.write(wav, part, RATE, subtype="PCM_16")
+    vmic.play(wav)
+    _, m = d.wait_for(lambda e: e["event"] == "match", 20)
+    assert "knolls" in m["source"].lower()
+    assert d.stop() == 0
+
+
+def test_without_waiting_a_missing_microphone_is_exit_69(vmic, catalog, tmp_path):
+    vmic.kill()
+    d = Daemon(vmic, catalog, tmp_path)
+    assert d.proc.wait(30) == 69
+    err = "".join(d.stderr) if d.stderr else d.proc.stderr.read()
+    assert "vmic" in err

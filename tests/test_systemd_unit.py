@@ -94,7 +94,7 @@ def test_the_unit_has_what_the_service_relies_on() -> None:
     s = settings(UNIT.read_text())
     one = {key: values[-1] for key, values in s.items()}
     assert one["Type"] == "notify" and one["NotifyAccess"] == "main"
-    assert one["ExecStart"] == "/opt/earshot/venv/bin/earshot run"
+    assert one["ExecStart"] == "/opt/earshot/venv/bin/earshot run --wait-for-input"   # a late USB mic
     assert one["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert 10 <= int(one["WatchdogSec"]) <= 60
     assert one["Restart"] == "on-failure"

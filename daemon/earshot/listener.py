@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Sink = Callable[[EventBase], None]
 MAX_GAP_FILL_S = 30.0      # a longer outage is not bridged with silence (the song has ended)
+HEARTBEAT_LIMIT_S = 5.0    # the pipeline thread goes round its loop far more often than this
 
 
 @dataclass
@@ -65,16 +66,26 @@ class Listener:
         self._started = time.monotonic()
         self._last_audio = time.monotonic()      # when audio last arrived in the ring
         self._last_hop = time.monotonic()        # when the pipeline last processed a hop
+        self._heartbeat = time.monotonic()       # when the pipeline thread last went round its loop
         self._next_health = 0.0
         self._cpu_mark = (time.monotonic(), time.process_time())
         self._audio_base_s = 0.0                 # audio of pipelines replaced after a format change
         self.finished = threading.Event()        # the input ended (files, stdin)
 
     # -- lifecycle -----------------------------------------------------------------------
-    def start(self) -> None:
-        """Open the source (DeviceError if it cannot be) and start the pipeline thread."""
-        self._attach(self._open_source())
-        self.state = "ok"
+    def start(self, wait_for_input: bool = False) -> None:
+        """Open the source and start the pipeline thread. A device that cannot be opened is a
+        DeviceError, or with `wait_for_input` the thread waits for it (a USB microphone
+        plugged in after boot), retrying with backoff as after a loss."""
+        try:
+            self._attach(self._open_source())
+            self.state = "ok"
+        except DeviceError as exc:
+            if not wait_for_input:
+                raise
+            self.counters.last_error = str(exc)
+            self.state = "lost"
+            log.warning("audio input not available (%s); waiting for it", exc)
         self._next_health = time.monotonic() + self.config.listen.health_interval_s
         self._thread = threading.Thread(target=self._run, name="earshot-pipeline", daemon=True)
         self._thread.start()
@@ -111,6 +122,10 @@ class Listener:
     # -- the pipeline thread --------------------------------------------------------------
     def _run(self) -> None:
         try:
+            if self.source is None:
+                self._emit([self.health()])
+                if not self._reopen(str(self.counters.last_error), time.monotonic()):
+                    return
             self._loop()
         except Exception as exc:  # noqa: BLE001 - reported; the service decides what to do
             log.exception("the pipeline stopped: %s", exc)
@@ -123,6 +138,7 @@ class Listener:
         assert self.ring is not None and self.pipeline is not None
         buf = np.empty((0, 1), np.float32)
         while True:
+            self._heartbeat = time.monotonic()
             self._run_commands()
             ring, source = self.ring, self.source
             assert ring is not None and source is not None and self.pipeline is not None
@@ -188,25 +204,38 @@ class Listener:
         log.warning("audio input %s lost: %s; retrying", old.info.description, reason)
         old.stop()
         self._emit([self.health()])
+        self._reopen(reason, lost_at)
+
+    def _reopen(self, reason: str, lost_at: float) -> bool:
+        """Try to open the input with a growing backoff until it opens (True) or we are
+        stopped (False). The loop stays responsive meanwhile: commands run, health goes
+        out, and the heartbeat shows the watchdog that the daemon is alive and trying."""
         delay = 0.5
         while not self._stop.is_set():
-            self._run_commands()
-            if self._stop.wait(delay):
-                return
+            retry_at = time.monotonic() + delay
+            while time.monotonic() < retry_at:
+                self._heartbeat = time.monotonic()
+                self._run_commands()
+                self._health_due(self._heartbeat)
+                if self._stop.wait(min(0.5, max(0.0, retry_at - time.monotonic()))):
+                    return False
             try:
                 rescan_devices()
                 source = self._open_source()
+                had_pipeline = self.pipeline is not None
                 self._attach(source)
             except (DeviceError, EarshotError, OSError) as exc:
                 self.counters.last_error = f"{reason}; reopening: {exc}"
                 delay = min(delay * 2, self.config.listen.retry_max_s)
                 continue
             gap = time.monotonic() - lost_at
-            self._bridge(gap)
+            if had_pipeline:
+                self._bridge(gap)
             self.state = "ok"
-            log.info("audio input back after %.1f s", gap)
+            log.info("audio input %s after %.1f s", "back" if had_pipeline else "open", gap)
             self._emit([self.health()])
-            return
+            return True
+        return False
 
     def _bridge(self, gap_s: float) -> None:
         """Audio missed during an outage is fed as silence, so positions stay right; it is
@@ -241,8 +270,9 @@ class Listener:
 
     def pause(self) -> dict:
         def do() -> dict:
+            if self.pipeline is None:
+                raise EarshotError("no audio input yet: nothing to pause")
             if self.state != "paused":
-                assert self.pipeline is not None
                 self._emit(self.pipeline.flush())
                 self.state = "paused"
             return {"listening": False}
@@ -250,8 +280,7 @@ class Listener:
 
     def resume(self) -> dict:
         def do() -> dict:
-            if self.state == "paused":
-                assert self.pipeline is not None
+            if self.state == "paused" and self.pipeline is not None:
                 self._audio_base_s += self.pipeline.stats.audio_s
                 self.pipeline = self._new_pipeline(self.pipeline.sample_rate, self.pipeline.channels)
                 self.state = "ok"
@@ -261,7 +290,8 @@ class Listener:
     def identify_now(self) -> dict:
         """The current best guess, however unsure, with what NowPlaying thinks."""
         def do() -> dict:
-            assert self.pipeline is not None
+            if self.pipeline is None:
+                raise EarshotError("no audio input yet: nothing heard to identify")
             m = self.pipeline.best_guess()
             np_ = self.pipeline.nowplaying
             return {
@@ -278,7 +308,8 @@ class Listener:
         def do() -> None:
             old = self.config
             self.config, self.catalog = config, catalog
-            assert self.pipeline is not None
+            if self.pipeline is None:    # still waiting for the input: the next pipeline uses them
+                return
             same = (old.listen, old.recognition, old.loudness) == (config.listen, config.recognition, config.loudness)
             if same and catalog.params == self.pipeline.params:
                 self.pipeline.catalog = catalog
@@ -295,10 +326,15 @@ class Listener:
         return self._audio_base_s + (self.pipeline.stats.audio_s if self.pipeline else 0.0)
 
     def keeping_up(self) -> bool:
-        """For the watchdog: audio flows and the pipeline keeps up with it."""
+        """For the watchdog: audio flows and the pipeline keeps up with it; or, with the
+        input lost, the thread is alive and retrying (a restart would not bring a missing
+        microphone back, and would end in systemd giving up on the service)."""
+        now = time.monotonic()
+        alive = self._thread is not None and self._thread.is_alive()
+        if self.state == "lost":
+            return alive and now - self._heartbeat <= HEARTBEAT_LIMIT_S
         if self.state not in ("ok", "paused") or self.ring is None or self.pipeline is None:
             return False
-        now = time.monotonic()
         limit = max(2.0, 4 * self.config.listen.hop_s)
         flowing = now - self._last_audio <= self.config.listen.stall_timeout_s
         processing = now - self._last_hop <= limit
@@ -332,6 +368,8 @@ class Listener:
         """One line for systemd's STATUS=."""
         info = self.source.info if self.source else None
         where = f"{info.description} at {info.sample_rate / 1000:g} kHz" if info else "no input"
+        if self.state == "lost" and self.source is None:
+            return f"waiting for the audio input ({self.counters.last_error})"
         if self.state == "lost":
             return f"audio input lost ({self.counters.last_error}); retrying"
         if self.state == "paused":

@@ -23,7 +23,7 @@ from .audio.decode import Limits
 from .audio.sources import Source, open_source
 from .catalog import Catalog
 from .config import Config, load_config
-from .errors import CatalogError, ConfigError, EarshotError
+from .errors import CatalogError, ConfigError, DeviceError, EarshotError
 from .events import EventBase, utc_now
 from .listener import Listener
 from .pipeline import audio_clock_stamp, wall_clock_stamp
@@ -46,6 +46,7 @@ class RunOptions:
     config_path: Path | None = None
     duration_s: float | None = None   # stop after this much audio (tests, demos)
     stdout: bool = False              # JSON lines on stdout even when publishing over MQTT
+    wait_for_input: bool = False      # a microphone missing at start is waited for (the unit)
 
 
 class JsonLinesSink:
@@ -134,14 +135,19 @@ class Service:
     def run(self) -> int:
         self.catalog = open_catalog(self.config, self.options.catalog)
         factory = self._source_factory()
-        source = factory()   # DeviceError / AudioError / UsageError here: nothing started yet
-        stamp = audio_clock_stamp(utc_now()) if not source.info.realtime else wall_clock_stamp
+        try:
+            source: Source | None = factory()   # DeviceError / AudioError / UsageError: nothing started yet
+        except DeviceError:
+            if not self.options.wait_for_input:
+                raise
+            source = None                       # a microphone: the listener waits for it
+        stamp = audio_clock_stamp(utc_now()) if source is not None and not source.info.realtime else wall_clock_stamp
         sink = self._sink()
-        first = [source]
+        first = [source] if source is not None else []
         self.listener = Listener(self.config, self.catalog,
                                  lambda: first.pop() if first else factory(), sink, stamp=stamp)
         try:
-            self.listener.start()
+            self.listener.start(wait_for_input=self.options.wait_for_input)
         except EarshotError:
             self._stop_publisher()
             raise

@@ -1,7 +1,8 @@
 """`earshot run`: listen, recognise, measure; events as JSON lines or over MQTT.
 
 Exit codes: 0 clean stop (or the input ended); 66 no usable catalog; 69 the audio device
-is missing or cannot be opened; 65 an input file cannot be read; 78 a bad config.
+is missing or cannot be opened (unless --wait-for-input); 65 an input file cannot be read;
+78 a bad config.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--format", default="s16le", choices=["s16le", "s32le", "f32le"], help="stdin input: sample format")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
     p.add_argument("--stdout", action="store_true", help="also print the events as JSON lines when publishing over MQTT")
+    p.add_argument("--wait-for-input", action="store_true",
+                   help="a microphone missing at start is waited for (retrying with backoff, as after "
+                   "a loss) instead of exiting with 69; the systemd unit runs with this")
     p.add_argument("--list-devices", action="store_true", help="list the input devices and exit")
     add_catalog_option(p)
     p.set_defaults(handler=run, log_level_default="info")
@@ -40,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
         input=args.input, fast=args.fast, rate=args.rate, channels=args.channels, format=args.format,
         catalog=Path(args.catalog) if args.catalog else None,
         config_path=Path(args.config) if args.config else None, duration_s=args.duration,
-        stdout=args.stdout,
+        stdout=args.stdout, wait_for_input=args.wait_for_input,
     )
     return Service(config, options).run()
