@@ -118,13 +118,15 @@ def test_evidence_memory_stays_bounded(catalog):
     _, cat, songs = catalog
     p = Pipeline(cat, RATE, 1)
     x = songs[5]
-    sizes = []
+    sizes, stored = [], []
     for loop in range(4):   # four minutes of the same song over and over
         run_part = [p.process(x[i:i + HOP, None]) for i in range(0, len(x), HOP)]
         del run_part
-        sizes.append(sum(len(h.arrays()[0]) for h in p.session._hits.values()))
+        sizes.append(sum(len(h) for h in p.session._hits.values()))
+        stored.append(sum(h.nbytes for h in p.session._hits.values()))
         assert len(p.session._chunks) <= 2
     assert max(sizes) < 3 * min(sizes) + 1000   # a window's worth, not a growing history
+    assert max(stored) <= 3 * 12 * max(sizes) + 9 * 3 * 12 * 4096   # buffers: 12 B a hit, bounded slack
 
 
 def test_tracks_added_while_listening_are_recognised(catalog, tmp_path):

@@ -12,11 +12,12 @@ therefore aims at a false-positive rate per query of about 1 − θ.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .catalog import Catalog, Track
+from .evidence import EvidenceWindow, Scorer, join_hits
 from .fingerprint import PEAK_DTYPE, FingerprintParams, HashStream
 
 # speed hypotheses: the query is taken as played s times too fast
@@ -54,33 +55,6 @@ class Match:
         }
 
 
-@dataclass
-class _Hits:
-    """Postings that matched query hashes under one speed hypothesis."""
-
-    track: list[np.ndarray] = field(default_factory=list)
-    t_ref: list[np.ndarray] = field(default_factory=list)
-    t_query: list[np.ndarray] = field(default_factory=list)  # on the catalog's time scale
-    query_hashes: int = 0
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self.track:
-            e = np.empty(0)
-            return e.astype(np.int64), e.astype(np.float64), e.astype(np.float64)
-        if len(self.track) > 1:
-            self.track = [np.concatenate(self.track)]
-            self.t_ref = [np.concatenate(self.t_ref)]
-            self.t_query = [np.concatenate(self.t_query)]
-        return self.track[0], self.t_ref[0], self.t_query[0]
-
-    def evict(self, before: float) -> None:
-        """Forget hits whose query time (catalog time scale) is before `before`."""
-        track, t_ref, t_q = self.arrays()
-        if len(t_q) and t_q.min() < before:
-            keep = t_q >= before
-            self.track, self.t_ref, self.t_query = [track[keep]], [t_ref[keep]], [t_q[keep]]
-
-
 class MatchSession:
     """Accumulates evidence from a stream of peaks and names the best track."""
 
@@ -92,7 +66,8 @@ class MatchSession:
         self.params = params or catalog.params
         self.speeds = speeds
         self._streams = {s: HashStream(self.params.query_hash, s) for s in speeds}
-        self._hits = {s: _Hits() for s in speeds}
+        self._hits = {s: EvidenceWindow() for s in speeds}
+        self._scorer = Scorer(BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
         self._chunks: list[np.ndarray] = []    # peaks not yet hashed under every speed
         self._chunk_base = 0                   # chunks dropped from the front of _chunks
         self._consumed: dict[float, int] = {}  # chunks already hashed, per speed (absolute)
@@ -141,23 +116,8 @@ class MatchSession:
         postings = self.catalog.lookup(uniq)
         if len(postings) == 0:
             return
-        ph = postings["hash"].astype(np.uint32)   # grouped by hash, ascending (LMDB key order)
         for speed, hashes, times in new_hashes:
-            # each query hash's run of postings: few searches into the long sorted postings
-            lo = np.searchsorted(ph, hashes, side="left")
-            hi = np.searchsorted(ph, hashes, side="right")
-            reps = hi - lo
-            n = int(reps.sum())
-            if n == 0:
-                continue
-            idx_query = np.repeat(np.arange(len(hashes)), reps)
-            starts = np.repeat(lo, reps)
-            within = np.arange(n) - np.repeat(np.cumsum(reps) - reps, reps)
-            idx_post = starts + within
-            hits = self._hits[speed]
-            hits.track.append(postings["track"][idx_post].astype(np.int64))
-            hits.t_ref.append(postings["time"][idx_post].astype(np.float64))
-            hits.t_query.append(times[idx_query].astype(np.float64))
+            join_hits(self._hits[speed], postings, hashes, times)
 
     def try_more_speeds(self) -> None:
         """Hash the peaks seen so far under every speed not yet tried (end of stream)."""
@@ -168,28 +128,28 @@ class MatchSession:
 
     def hits(self, speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The evidence under one speed hypothesis: for every posting that matched a query
-        hash, its track, its catalog frame and the query anchor's frame (catalog time scale)."""
-        hits = self._hits.get(speed)
-        return hits.arrays() if hits is not None else _Hits().arrays()
+        hash, its track (int64), its catalog frame and the query anchor's frame (catalog time
+        scale, float64). A copy, in the widths callers compute with."""
+        window = self._hits.get(speed) or EvidenceWindow()
+        track, t_ref, t_q = window.live()
+        return track.astype(np.int64), t_ref.astype(np.float64), t_q.astype(np.float64)
 
     def evict(self, before_frame: float) -> None:
         """Forget the evidence of query anchors before `before_frame` (a sliding window)."""
-        for speed, hits in self._hits.items():
-            hits.evict(before_frame * speed)
+        for speed, window in self._hits.items():
+            window.evict(before_frame * speed)
 
     def support(self, track_id: int, offset_frames: float, speed: float,
                 since_frame: float | None = None, tolerance_frames: float = 4.0) -> tuple[int, float | None]:
         """Hits for one track at (about) one offset since a frame, and the query frame of
         the latest of them: is a known song still being heard, and until when?"""
-        hits = self._hits.get(speed)
-        if hits is None:
+        window = self._hits.get(speed)
+        if window is None:
             return 0, None
-        track, t_ref, t_q = hits.arrays()
+        track, t_ref, t_q = window.live(None if since_frame is None else since_frame * speed)
         sel = track == track_id
-        if since_frame is not None:
-            sel &= t_q >= since_frame * speed
-        t_sel = t_q[sel]
-        near = np.abs((t_ref[sel] - t_sel) - offset_frames) <= tolerance_frames
+        t_sel = t_q[sel].astype(np.float64)
+        near = np.abs((t_ref[sel].astype(np.float64) - t_sel) - offset_frames) <= tolerance_frames
         n = int(np.count_nonzero(near))
         return n, (float(t_sel[near].max()) / speed if n else None)
 
@@ -198,12 +158,14 @@ class MatchSession:
         """The earliest query frame still in memory from which this track is heard at this
         offset: the first of `run` hits that fall within `within_frames` (a lone
         coincidental hit before the song began does not count)."""
-        hits = self._hits.get(speed)
-        if hits is None:
+        window = self._hits.get(speed)
+        if window is None:
             return None
-        track, t_ref, t_q = hits.arrays()
-        sel = (track == track_id) & (np.abs((t_ref - t_q) - offset_frames) <= tolerance_frames)
-        times = np.sort(t_q[sel])
+        track, t_ref, t_q = window.live()
+        sel = track == track_id
+        t_sel = t_q[sel].astype(np.float64)
+        times = t_sel[np.abs((t_ref[sel].astype(np.float64) - t_sel) - offset_frames) <= tolerance_frames]
+        times.sort()
         if len(times) < run:
             return float(times[0]) / speed if len(times) else None
         dense = np.flatnonzero(times[run - 1:] - times[:len(times) - run + 1] <= within_frames)
@@ -239,34 +201,32 @@ class MatchSession:
 
     def _best_for_speed(self, speed: float, since: float | None, n_speeds: int,
                         mute: tuple[int, float] | None = None) -> Match | None:
-        track, t_ref, t_q = self._hits[speed].arrays()
-        if (since is not None or mute is not None) and len(t_q):
-            keep = np.ones(len(t_q), dtype=bool)
-            if since is not None:
-                keep &= t_q >= since * speed
-            if mute is not None:
-                keep &= ~((track == mute[0]) & (t_q < mute[1] * speed))
-            track, t_ref, t_q = track[keep], t_ref[keep], t_q[keep]
-        if len(track) == 0:
+        cell = self._scorer.best_cell(
+            self._hits[speed], None if since is None else since * speed,
+            None if mute is None else (mute[0], mute[1] * speed),
+        )
+        if cell is None:
             return None
-        offset = t_ref - t_q
-        obin = np.floor(offset / BIN_FRAMES).astype(np.int64) + OFFSET_BIAS // BIN_FRAMES
-        ukeys, window = window_counts((track << KEY_SHIFT) | obin)
-        i = int(np.argmax(window))
-        c = int(window[i])
-        tid = int(ukeys[i] >> KEY_SHIFT)
-        tr = self._track(tid)
+        tr = self._track(cell.track)
         if tr is None:
             return None
-        log_p = null_log_p(ukeys, window, i) + math.log(n_speeds)
+        log_p = tail_log_p(cell.count, cell.k, cell.u, cell.top_sum) + math.log(n_speeds)
         p = math.exp(min(0.0, log_p))
-        b0 = int(ukeys[i] & KEY_MASK)
-        in_cell = (track == tid) & (obin >= b0) & (obin < b0 + WINDOW_BINS)
-        offset_frames = float(np.median(offset[in_cell]))
+        offset_frames = float(np.median(cell.offsets))
         return Match(
             track=tr, offset_s=offset_frames * self.params.frame_seconds,
-            confidence=1.0 - p, score=c, speed=speed, p_value=p,
+            confidence=1.0 - p, score=cell.count, speed=speed, p_value=p,
         )
+
+
+def tail_log_p(c: int, k: int, u: float, top_sum: int) -> float:
+    """`null_log_p` from the tail statistics of the null maxima (see native/evidence.h): the
+    k largest sum to top_sum, the next is u."""
+    if k < 2:
+        u, beta, k = 0.0, BETA_FLOOR, 1
+    else:
+        beta = max(BETA_FLOOR, (top_sum - k * u) / k)
+    return math.log(k) - (float(c) - u) / beta
 
 
 def window_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,217 @@
+"""The evidence of one speed hypothesis: a sliding window of hits, stored compactly, scored in C.
+
+A hit is a catalog posting that matched a query hash: (track, t_ref, t_q), the posting's
+track and frame and the query anchor's frame on the catalog's time scale. A live stream adds
+a few thousand hits per hop and forgets those older than the window, so the hits live in one
+preallocated buffer per field, appended at the end and dropped from the front (no copy per
+eviction; the live part moves to the front only when the end is reached).
+
+Hits arrive in anchor order, which is time order up to the peaks of one frame (their
+interpolated times differ by under a frame): `_disorder` bounds how far a t_q can fall below
+any earlier one, so a binary search for `frame - _disorder` finds a cut before which every
+hit is earlier than `frame`. Cuts are therefore conservative, and every query also filters
+hit by hit, so the answers are exactly those of filtering the whole window.
+
+12 bytes a hit (uint32 track, uint32 frame, float32 anchor time: the widths the catalog and the
+hasher produce, so nothing is rounded), scored by native/evidence.c without a copy.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .native import ffi, lib
+
+_MIN_CAPACITY = 4096
+
+
+@dataclass(frozen=True)
+class CellScore:
+    """The best (track, offset) cell of a window and its null-model tail statistics."""
+
+    track: int
+    bin: int            # first offset bin of the cell
+    count: int          # hits in the cell's window of bins
+    n_null: int         # null blocks
+    k: int              # tail size
+    u: float            # threshold of the tail
+    top_sum: int        # sum of the k largest null maxima
+    offsets: np.ndarray  # t_ref - t_q of the cell's hits (float64)
+
+
+def _cut(t_q: np.ndarray, frame: float, disorder: float) -> int:
+    """An index i with every t_q[:i] < frame, found by bisection (t_q sorted up to
+    `disorder`: t_q[j] >= t_q[i] - disorder for j > i)."""
+    x = frame - disorder
+    if x == -math.inf:
+        return 0
+    if x == math.inf:
+        return len(t_q)
+    # bisect_left on the float32 array, exactly for a float64 bound: every t_q before the
+    # returned index is < the float32 just below or at x, hence < x
+    f = np.float32(x)
+    if float(f) > x:
+        f = np.nextafter(f, np.float32(-np.inf))
+    return int(np.searchsorted(t_q, f, side="left"))
+
+
+class EvidenceWindow:
+    """The hits of one speed hypothesis, oldest first."""
+
+    def __init__(self, capacity: int = _MIN_CAPACITY):
+        self._track = np.empty(capacity, np.uint32)
+        self._t_ref = np.empty(capacity, np.uint32)
+        self._t_q = np.empty(capacity, np.float32)
+        self._head = 0   # first live hit
+        self._tail = 0   # one past the last
+        self._floor = -math.inf     # hits before this t_q are evicted (some may still be stored)
+        self._latest = -math.inf    # the largest t_q stored so far
+        self._disorder = 0.0        # how far a t_q falls below an earlier one, at most
+        self.query_hashes = 0
+
+    def __len__(self) -> int:
+        return self._tail - self._head
+
+    @property
+    def nbytes(self) -> int:
+        return self._track.nbytes + self._t_ref.nbytes + self._t_q.nbytes
+
+    def _reserve(self, n: int) -> None:
+        """Room for n more hits at the end: move the live part to the front, reallocating
+        when the slack would be under half the live hits (or is far too large)."""
+        capacity = len(self._track)
+        if self._tail + n <= capacity:
+            return
+        live = self._tail - self._head
+        need = live + n
+        if need + live // 2 > capacity or capacity > 3 * need + 3 * _MIN_CAPACITY:
+            capacity = need + need // 2 + _MIN_CAPACITY
+        for name in ("_track", "_t_ref", "_t_q"):
+            old = getattr(self, name)
+            new = old if capacity == len(old) else np.empty(capacity, old.dtype)
+            new[:live] = old[self._head:self._tail]
+            setattr(self, name, new)
+        self._head, self._tail = 0, live
+
+    def append(self, track: np.ndarray, t_ref: np.ndarray, t_q: np.ndarray) -> None:
+        """Add hits (t_q not before the last hit's)."""
+        n = len(track)
+        if n == 0:
+            return
+        self._reserve(n)
+        end = self._tail + n
+        self._track[self._tail:end] = track
+        self._t_ref[self._tail:end] = t_ref
+        self._t_q[self._tail:end] = t_q
+        self.commit_join(n)
+
+    def reserve_for_join(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Writable views for up to n new hits at the end (commit with `commit_join`)."""
+        self._reserve(n)
+        end = self._tail + n
+        return self._track[self._tail:end], self._t_ref[self._tail:end], self._t_q[self._tail:end]
+
+    def commit_join(self, n: int) -> None:
+        """Take the n hits written after the end in (see `reserve_for_join`)."""
+        new = self._t_q[self._tail:self._tail + n].astype(np.float64)
+        if len(new):
+            running = np.maximum.accumulate(np.r_[self._latest, new])
+            self._disorder = max(self._disorder, float(np.max(running[:-1] - new)))
+            self._latest = float(running[-1])
+        self._tail += n
+
+    def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The hits stored, zero-copy: track (uint32), t_ref (uint32), t_q (float32); some
+        before `floor` may remain (filter with `since`)."""
+        h, t = self._head, self._tail
+        return self._track[h:t], self._t_ref[h:t], self._t_q[h:t]
+
+    def evict(self, before: float) -> None:
+        """Forget hits whose t_q is before `before` (no copy: the front just moves)."""
+        self._floor = max(self._floor, before)
+        self._head += _cut(self._t_q[self._head:self._tail], self._floor, self._disorder)
+        if self._head == self._tail:
+            self._head = self._tail = 0
+
+    def since(self, frame: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The stored hits that may have t_q >= frame (zero-copy), and the bound to filter
+        them with exactly: t_q >= bound (frame, or the eviction floor when later)."""
+        bound = self._floor if frame is None else max(frame, self._floor)
+        track, t_ref, t_q = self.views()
+        i = _cut(t_q, bound, self._disorder)
+        return track[i:], t_ref[i:], t_q[i:], bound
+
+    def live(self, frame: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exactly the hits with t_q >= frame (all not evicted for None): copies."""
+        track, t_ref, t_q, bound = self.since(frame)
+        if len(t_q) and bound > -math.inf:
+            keep = t_q >= bound
+            return track[keep], t_ref[keep], t_q[keep]
+        return track, t_ref, t_q
+
+
+class Scorer:
+    """Scores windows with the C kernel; owns the kernel's scratch (reused between calls)."""
+
+    def __init__(self, bin_frames: float, window_bins: int, block_bins: int, tail_min: int):
+        self.bin_frames, self.window_bins = float(bin_frames), int(window_bins)
+        self.block_bins, self.tail_min = int(block_bins), int(tail_min)
+        self._work = np.empty(0, np.uint64)
+        self._result = ffi.new("es_ev_result *")
+
+    def best_cell(self, window: EvidenceWindow, since: float | None,
+                  mute: tuple[int, float] | None) -> CellScore | None:
+        """The best cell of the hits with t_q >= since, the muted (track, t_q before) left
+        out; None when no hit is left."""
+        track, t_ref, t_q, bound = window.since(since)
+        n = len(track)
+        if n == 0:
+            return None
+        if len(self._work) < 2 * n:
+            self._work = np.empty(2 * n + n // 2, np.uint64)
+        mute_track, mute_before = (-1, 0.0) if mute is None else (int(mute[0]), float(mute[1]))
+        ptrs = self._pointers(track, t_ref, t_q)
+        rc = lib.es_ev_score(*ptrs, n, bound, mute_track, mute_before, self.bin_frames,
+                             self.window_bins, self.block_bins, self.tail_min,
+                             ffi.cast("unsigned long long *", ffi.from_buffer(self._work)), self._result)
+        if rc == lib.ES_EV_EMPTY:
+            return None
+        if rc != lib.ES_EV_OK:
+            raise ValueError("evidence out of range for the offset histogram")
+        r = self._result
+        offsets = np.empty(int(r.count), np.float64)
+        lib.es_ev_cell_offsets(*ptrs, n, bound, mute_track, mute_before, self.bin_frames,
+                               self.window_bins, r.track, r.bin,
+                               ffi.cast("double *", ffi.from_buffer(offsets)), len(offsets))
+        return CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
+                         k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), offsets=offsets)
+
+    @staticmethod
+    def _pointers(track: np.ndarray, t_ref: np.ndarray, t_q: np.ndarray) -> tuple[object, object, object]:
+        return (ffi.cast("unsigned int *", ffi.from_buffer(track)),
+                ffi.cast("unsigned int *", ffi.from_buffer(t_ref)),
+                ffi.cast("float *", ffi.from_buffer(t_q)))
+
+
+def join_hits(window: EvidenceWindow, postings: np.ndarray, hashes: np.ndarray, times: np.ndarray,
+              max_postings: int = 0) -> int:
+    """Append to `window` one hit per (query hash, posting of that hash) from a catalog
+    lookup (LOOKUP_DTYPE, grouped by hash ascending); hashes with more than `max_postings`
+    postings are skipped (0: none). Returns the hits added."""
+    if len(hashes) == 0 or len(postings) == 0:
+        return 0
+    hashes = np.ascontiguousarray(hashes, np.uint32)
+    times = np.ascontiguousarray(times, np.float32)
+    h, t = ffi.cast("unsigned int *", ffi.from_buffer(hashes)), ffi.cast("float *", ffi.from_buffer(times))
+    args = (ffi.cast("unsigned char *", ffi.from_buffer(postings)), len(postings), h, t, len(hashes), max_postings)
+    null_u, null_f = ffi.NULL, ffi.NULL
+    n = int(lib.es_ev_join(*args, null_u, null_u, null_f, 0))   # count first: reserve exactly
+    if n == 0:
+        return 0
+    tr, tref, tq = window.reserve_for_join(n)
+    lib.es_ev_join(*args, ffi.cast("unsigned int *", ffi.from_buffer(tr)),
+                   ffi.cast("unsigned int *", ffi.from_buffer(tref)), ffi.cast("float *", ffi.from_buffer(tq)), n)
+    window.commit_join(n)
+    return n

@@ -1,0 +1,262 @@
+/* The matcher's evidence: join and score (see evidence.h). */
+#include "evidence.h"
+
+#include <math.h>
+
+#define BIN_LIMIT 4294967296.0 /* |offset bin| < 2^32: the numpy reference's key layout */
+#define RADIX_MAX_BITS 12
+
+/* Whether hit i is scored: at or after `since`, and not muted. */
+static int kept(const unsigned int *track, const float *t_q, long long i, double since,
+                long long mute_track, double mute_before)
+{
+    double q = (double)t_q[i];
+    if (!(q >= since))
+        return 0;
+    return !(mute_track >= 0 && (long long)track[i] == mute_track && q < mute_before);
+}
+
+static double offset_of(const unsigned int *t_ref, const float *t_q, long long i)
+{
+    return (double)t_ref[i] - (double)t_q[i];
+}
+
+static int bit_length(unsigned long long v)
+{
+    int b = 0;
+    while (v) {
+        b++;
+        v >>= 1;
+    }
+    return b;
+}
+
+/* LSD radix sort of a[0..n) over the digits where the keys differ; b is scratch of n.
+ * Returns the buffer holding the sorted keys (a or b). */
+static unsigned long long *radix_sort(unsigned long long *a, unsigned long long *b, long long n)
+{
+    unsigned long long diff = 0;
+    for (long long i = 1; i < n; i++)
+        diff |= a[i] ^ a[0];
+    int bits = bit_length(diff);
+    if (bits == 0)
+        return a;
+    int passes = (bits + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS;
+    int width = (bits + passes - 1) / passes;
+    unsigned long long mask = (1ULL << width) - 1;
+    long long count[1 << RADIX_MAX_BITS];
+    for (int shift = 0; shift < bits; shift += width) {
+        if (((diff >> shift) & mask) == 0)
+            continue;
+        for (unsigned long long d = 0; d <= mask; d++)
+            count[d] = 0;
+        for (long long i = 0; i < n; i++)
+            count[(a[i] >> shift) & mask]++;
+        long long pos = 0;
+        for (unsigned long long d = 0; d <= mask; d++) {
+            long long c = count[d];
+            count[d] = pos;
+            pos += c;
+        }
+        for (long long i = 0; i < n; i++)
+            b[count[(a[i] >> shift) & mask]++] = a[i];
+        unsigned long long *t = a;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* floor((bin + 2^32) / block_bins): the block index of an offset bin, as the reference. */
+static long long block_of(long long bin, int block_bins)
+{
+    return (long long)((unsigned long long)(bin + (1LL << 32)) / (unsigned long long)block_bins);
+}
+
+int es_ev_score(const unsigned int *track, const unsigned int *t_ref, const float *t_q, long long n,
+                double since, long long mute_track, double mute_before,
+                double bin_frames, int window_bins, int block_bins, int tail_min,
+                unsigned long long *work, es_ev_result *out)
+{
+    if (!out || n < 0 || n >= (1LL << 32) || !(bin_frames > 0) || window_bins < 1 || block_bins < 1 ||
+        tail_min < 0 || (n > 0 && (!track || !t_ref || !t_q || !work)))
+        return ES_EV_EINVAL;
+    es_ev_result r = {0, 0, 0, 0, 0, 0, 0, 0};
+    *out = r;
+
+    /* 1. the offset bin of every kept hit, and the ranges that fix the key layout */
+    long long m = 0, lo = 0, hi = 0;
+    unsigned int max_track = 0;
+    for (long long i = 0; i < n; i++) {
+        if (!kept(track, t_q, i, since, mute_track, mute_before))
+            continue;
+        double bin_f = floor(offset_of(t_ref, t_q, i) / bin_frames);
+        if (!(fabs(bin_f) < BIN_LIMIT))
+            return ES_EV_EINVAL;
+        long long bin = (long long)bin_f;
+        if (m == 0 || bin < lo)
+            lo = bin;
+        if (m == 0 || bin > hi)
+            hi = bin;
+        if (track[i] > max_track)
+            max_track = track[i];
+        work[m++] = (unsigned long long)bin;
+    }
+    if (m == 0)
+        return ES_EV_EMPTY;
+    /* key = track << shift | (bin - lo): sorted like the reference's (track, bin) keys, and
+     * key + window_bins - 1 never reaches the next track */
+    int shift = bit_length((unsigned long long)(hi - lo) + (unsigned long long)window_bins);
+    if (shift + bit_length(max_track) > 64)
+        return ES_EV_EINVAL;
+    unsigned long long rel_mask = (1ULL << shift) - 1;
+    for (long long i = 0, j = 0; i < n; i++) {
+        if (!kept(track, t_q, i, since, mute_track, mute_before))
+            continue;
+        long long bin = (long long)work[j];
+        work[j++] = ((unsigned long long)track[i] << shift) | (unsigned long long)(bin - lo);
+    }
+
+    /* 2. sort; distinct keys (in place) with their counts in the other half */
+    unsigned long long *keys = radix_sort(work, work + n, m);
+    unsigned long long *other = keys == work ? work + n : work;
+    long long u = 0;
+    for (long long i = 0; i < m; i++) {
+        if (u > 0 && keys[u - 1] == keys[i]) {
+            other[u - 1]++;
+        } else {
+            keys[u] = keys[i];
+            other[u++] = 1;
+        }
+    }
+
+    /* 3. windows (over the counts, in place) and the best: the first largest in key order */
+    long long best = 0;
+    unsigned long long best_window = 0;
+    for (long long i = 0; i < u; i++) {
+        unsigned long long w = other[i];
+        for (long long j = i + 1; j < u && keys[j] - keys[i] < (unsigned long long)window_bins; j++)
+            w += other[j];
+        other[i] = w;
+        if (w > best_window) {
+            best_window = w;
+            best = i;
+        }
+    }
+    unsigned int best_track = (unsigned int)(keys[best] >> shift);
+    long long best_bin = (long long)(keys[best] & rel_mask) + lo;
+    long long own_block = block_of(best_bin, block_bins);
+
+    /* 4. each block's largest window, the best's neighbourhood left out (null sample, in
+     * place at the front of `other`) */
+    long long n_null = 0;
+    for (long long i = 0; i < u;) {
+        unsigned int t = (unsigned int)(keys[i] >> shift);
+        long long blk = block_of((long long)(keys[i] & rel_mask) + lo, block_bins);
+        unsigned long long mx = other[i];
+        long long j = i + 1;
+        for (; j < u && (unsigned int)(keys[j] >> shift) == t &&
+               block_of((long long)(keys[j] & rel_mask) + lo, block_bins) == blk; j++)
+            if (other[j] > mx)
+                mx = other[j];
+        long long d = blk - own_block;
+        if (!(t == best_track && d >= -1 && d <= 1))
+            other[n_null++] = mx;
+        i = j;
+    }
+
+    /* 5. the tail: a histogram of the null maxima (each <= best_window <= m), read from the
+     * top; `keys` is free now and holds at least m + 1 counters of 32 bits */
+    long long k = n_null / 20 > tail_min ? n_null / 20 : tail_min;
+    if (k > n_null)
+        k = n_null;
+    unsigned int *hist = (unsigned int *)keys;
+    for (unsigned long long v = 0; v <= best_window; v++)
+        hist[v] = 0;
+    for (long long i = 0; i < n_null; i++)
+        hist[other[i]]++;
+    long long rank = 0, top_sum = 0, u_value = 0;
+    for (long long v = (long long)best_window; v >= 0 && rank <= k; v--) {
+        long long h = hist[v];
+        if (h == 0)
+            continue;
+        long long take = k - rank < h ? k - rank : h;
+        top_sum += take * v;
+        if (rank <= k && k < rank + h)
+            u_value = v;
+        rank += h;
+    }
+    r.track = best_track;
+    r.bin = best_bin;
+    r.count = (long long)best_window;
+    r.n_null = n_null;
+    r.k = k;
+    r.u = k < n_null ? u_value : 0;
+    r.top_sum = top_sum;
+    r.kept = m;
+    *out = r;
+    return ES_EV_OK;
+}
+
+long long es_ev_cell_offsets(const unsigned int *track, const unsigned int *t_ref, const float *t_q,
+                             long long n, double since, long long mute_track, double mute_before,
+                             double bin_frames, int window_bins, unsigned int cell_track,
+                             long long bin, double *out, long long cap)
+{
+    long long found = 0;
+    for (long long i = 0; i < n; i++) {
+        if (track[i] != cell_track || !kept(track, t_q, i, since, mute_track, mute_before))
+            continue;
+        double off = offset_of(t_ref, t_q, i);
+        double b = floor(off / bin_frames);
+        if (b >= (double)bin && b < (double)bin + window_bins) {
+            if (found < cap)
+                out[found] = off;
+            found++;
+        }
+    }
+    return found;
+}
+
+static unsigned int be32(const unsigned char *p)
+{
+    return ((unsigned int)p[0] << 24) | ((unsigned int)p[1] << 16) | ((unsigned int)p[2] << 8) |
+           (unsigned int)p[3];
+}
+
+/* First posting whose hash is >= h (or > h when `after`). */
+static long long search(const unsigned char *postings, long long n, unsigned int h, int after)
+{
+    long long lo = 0, hi = n;
+    while (lo < hi) {
+        long long mid = lo + (hi - lo) / 2;
+        unsigned int v = be32(postings + 12 * mid);
+        if (v < h || (after && v == h))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+long long es_ev_join(const unsigned char *postings, long long n_postings,
+                     const unsigned int *hashes, const float *times, long long n_hashes,
+                     long long max_postings, unsigned int *out_track, unsigned int *out_t_ref,
+                     float *out_t_q, long long cap)
+{
+    long long found = 0;
+    for (long long i = 0; i < n_hashes; i++) {
+        long long a = search(postings, n_postings, hashes[i], 0);
+        long long b = search(postings, n_postings, hashes[i], 1);
+        if (b <= a || (max_postings > 0 && b - a > max_postings))
+            continue;
+        for (long long j = a; j < b; j++, found++) {
+            if (found < cap) {
+                out_track[found] = be32(postings + 12 * j + 4);
+                out_t_ref[found] = be32(postings + 12 * j + 8);
+                out_t_q[found] = times[i];
+            }
+        }
+    }
+    return found;
+}

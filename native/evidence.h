@@ -1,0 +1,74 @@
+/**
+ * @file evidence.h
+ * The matcher's evidence: postings that matched query hashes ("hits"), joined and scored.
+ *
+ * A hit is (track, t_ref, t_q): a catalog posting's track and frame, and the query
+ * anchor's frame on the catalog's time scale. A true match piles its hits up on one
+ * offset t_ref - t_q; coincidences scatter. Scoring counts hits per (track, offset bin)
+ * cell, sums each cell with the next window_bins - 1 bins of the same track, and takes the
+ * best; the null model's sample is the best window of every block of block_bins bins
+ * (the best cell's own block and its two neighbours left out), whose upper tail the
+ * caller fits (see daemon/earshot/matcher.py, `null_log_p`, the numpy reference that this
+ * kernel reproduces exactly).
+ *
+ * Why C: a live window holds a few hundred thousand hits per speed hypothesis and is
+ * scored twice a second; a radix sort over the few bits that vary is several times
+ * cheaper than numpy's comparison sort, and nothing is copied to get there.
+ */
+#ifndef EARSHOT_EVIDENCE_H
+#define EARSHOT_EVIDENCE_H
+
+/* CFFI-BEGIN */
+#define ES_EV_OK 0
+#define ES_EV_EINVAL -1
+#define ES_EV_EMPTY -3
+
+/** What es_ev_score found. Bins are floor((t_ref - t_q) / bin_frames). */
+typedef struct {
+    unsigned int track;         /**< the best cell's track */
+    long long bin;              /**< its first offset bin */
+    long long count;            /**< hits in its window (bin .. bin + window_bins - 1) */
+    long long n_null;           /**< null blocks (blocks with hits, the best's neighbourhood left out) */
+    long long k;                /**< tail size: min(n_null, max(tail_min, n_null / 20)) */
+    long long u;                /**< the null maxima's value at descending rank k (0 when k == n_null) */
+    long long top_sum;          /**< sum of the k largest null maxima */
+    long long kept;             /**< hits scored (after the filters) */
+} es_ev_result;
+
+/**
+ * Score the hits i in [0, n) with t_q[i] >= since, leaving out those with
+ * track[i] == mute_track and t_q[i] < mute_before (mute_track < 0: none).
+ * `work` is scratch of at least 2 * n elements. Returns ES_EV_OK, ES_EV_EMPTY when no hit
+ * is left, ES_EV_EINVAL on bad arguments (bin_frames <= 0, window_bins < 1,
+ * block_bins < 1, offsets out of range). Never allocates.
+ */
+int es_ev_score(const unsigned int *track, const unsigned int *t_ref, const float *t_q, long long n,
+                double since, long long mute_track, double mute_before,
+                double bin_frames, int window_bins, int block_bins, int tail_min,
+                unsigned long long *work, es_ev_result *out);
+
+/**
+ * The offsets t_ref - t_q (double) of the hits es_ev_score counted in one cell: same
+ * filters, track == cell_track, bin in [bin, bin + window_bins). Writes at most cap;
+ * returns how many there are.
+ */
+long long es_ev_cell_offsets(const unsigned int *track, const unsigned int *t_ref, const float *t_q,
+                             long long n, double since, long long mute_track, double mute_before,
+                             double bin_frames, int window_bins, unsigned int cell_track,
+                             long long bin, double *out, long long cap);
+
+/**
+ * Join query hashes with the postings of a lookup: posting j is the 12 bytes at
+ * postings + 12 * j, (hash, track, frame) as big-endian 32-bit words (the catalog's LMDB
+ * layout, any alignment), grouped by hash in ascending order. For each query hash i (in order) and each posting of that hash,
+ * one hit (track, frame, times[i]) is written, unless the hash has more than max_postings
+ * postings (0: no limit). Writes at most cap hits; returns how many there are (call again
+ * with a larger cap when more).
+ */
+long long es_ev_join(const unsigned char *postings, long long n_postings,
+                     const unsigned int *hashes, const float *times, long long n_hashes,
+                     long long max_postings, unsigned int *out_track, unsigned int *out_t_ref,
+                     float *out_t_q, long long cap);
+/* CFFI-END */
+
+#endif
