@@ -1,0 +1,190 @@
+"""The matcher's evidence window and its C scoring against a straightforward numpy reference."""
+import math
+
+import numpy as np
+import pytest
+
+from earshot.audio.decode import Audio
+from earshot.audio.resample import Resampler
+from earshot.catalog import LOOKUP_DTYPE, Catalog
+from earshot.evidence import EvidenceWindow, Scorer, join_hits
+from earshot.fingerprint import PeakStream
+from earshot.ingest import ingest_audio
+from earshot.matcher import (
+    BIN_FRAMES, KEY_SHIFT, NULL_BLOCK, OFFSET_BIAS, TAIL_MIN, WINDOW_BINS, MatchSession, null_log_p,
+    tail_log_p, window_counts,
+)
+from music import add_noise, song
+
+RATE = 22050
+
+
+def reference_best(track, t_ref, t_q, since=None, mute=None):
+    """The matcher's scoring as plain numpy (the pre-C code path): (track, count, log p, offset)."""
+    track, t_ref, t_q = track.astype(np.int64), t_ref.astype(np.float64), t_q.astype(np.float64)
+    keep = np.ones(len(t_q), dtype=bool)
+    if since is not None:
+        keep &= t_q >= since
+    if mute is not None:
+        keep &= ~((track == mute[0]) & (t_q < mute[1]))
+    track, t_ref, t_q = track[keep], t_ref[keep], t_q[keep]
+    if len(track) == 0:
+        return None
+    offset = t_ref - t_q
+    obin = np.floor(offset / BIN_FRAMES).astype(np.int64) + OFFSET_BIAS // BIN_FRAMES
+    ukeys, window = window_counts((track << KEY_SHIFT) | obin)
+    i = int(np.argmax(window))
+    tid = int(ukeys[i] >> KEY_SHIFT)
+    b0 = int(ukeys[i] & ((1 << KEY_SHIFT) - 1))
+    in_cell = (track == tid) & (obin >= b0) & (obin < b0 + WINDOW_BINS)
+    return tid, int(window[i]), null_log_p(ukeys, window, i), float(np.median(offset[in_cell]))
+
+
+def kernel_best(window, since=None, mute=None):
+    cell = Scorer(BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN).best_cell(window, since, mute)
+    if cell is None:
+        return None
+    return cell.track, cell.count, tail_log_p(cell.count, cell.k, cell.u, cell.top_sum), float(np.median(cell.offsets))
+
+
+def random_evidence(seed, n=40000, tracks=30, planted=400):
+    """Coincidental hits over many tracks, one planted alignment, anchor times in order up to
+    the jitter of peaks within one frame (as the hasher gives them)."""
+    rng = np.random.default_rng(seed)
+    t_q = np.sort(rng.uniform(5000, 5750, n)) + rng.uniform(-0.5, 0.5, n)
+    track = rng.integers(1, tracks, n).astype(np.uint32)
+    t_ref = rng.integers(0, 15000, n).astype(np.uint32)
+    sel = rng.choice(n, planted, replace=False)
+    track[sel] = 7
+    t_ref[sel] = np.clip(np.rint(t_q[sel] + 1234 + rng.normal(0, 1.0, planted)), 0, None).astype(np.uint32)
+    return track, t_ref, t_q.astype(np.float32)
+
+
+def window_of(track, t_ref, t_q, batches=20):
+    w = EvidenceWindow()
+    for part in np.array_split(np.arange(len(track)), batches):
+        w.append(track[part], t_ref[part], t_q[part])
+    return w
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("since,mute", [(None, None), (5300.0, None), (None, (7, math.inf)),
+                                        (5100.25, (7, 5400.0)), (5749.0, None)])
+def test_scoring_equals_the_numpy_reference_on_random_evidence(seed, since, mute):
+    track, t_ref, t_q = random_evidence(seed)
+    assert kernel_best(window_of(track, t_ref, t_q), since, mute) == reference_best(track, t_ref, t_q, since, mute)
+
+
+def test_scoring_finds_the_planted_alignment():
+    track, t_ref, t_q = random_evidence(4)
+    tid, count, log_p, offset = kernel_best(window_of(track, t_ref, t_q))
+    assert tid == 7 and count >= 300 and abs(offset - 1234) <= 1 and log_p < -50
+
+
+def test_scoring_nothing_left_is_none():
+    track, t_ref, t_q = random_evidence(5, n=1000, planted=10)
+    w = window_of(track, t_ref, t_q)
+    assert kernel_best(w, since=1e9) is None and kernel_best(EvidenceWindow()) is None
+
+
+def test_scoring_a_single_cell_and_a_single_block():
+    w = EvidenceWindow()
+    w.append(np.full(5, 3, np.uint32), np.full(5, 100, np.uint32), np.arange(5, dtype=np.float32) * 0.1)
+    args = (np.full(5, 3, np.uint32), np.full(5, 100, np.uint32), np.arange(5, dtype=np.float32) * 0.1)
+    assert kernel_best(w) == reference_best(*args)
+
+
+def test_eviction_keeps_exactly_the_hits_not_before_the_cut():
+    track, t_ref, t_q = random_evidence(6)
+    w = window_of(track, t_ref, t_q, batches=50)
+    for before in (5100.0, 5100.0, 5333.3, 5600.7):
+        w.evict(before)
+        keep = t_q.astype(np.float64) >= before
+        got = w.live()
+        assert np.array_equal(got[0], track[keep]) and np.array_equal(got[1], t_ref[keep])
+        assert np.array_equal(got[2], t_q[keep])
+        assert len(w) >= int(keep.sum())          # stored: the kept ones and a few at the cut
+        assert len(w) <= int(keep.sum()) + 200
+        assert kernel_best(w) == reference_best(track, t_ref, t_q, since=before)
+
+
+def test_window_memory_follows_the_live_hits():
+    w = EvidenceWindow()
+    rng = np.random.default_rng(0)
+    for hop in range(400):   # 100 s of hops, 10 s kept
+        n = 2000
+        t = (hop + rng.uniform(0, 1, n)).astype(np.float32)
+        t.sort()
+        w.append(np.ones(n, np.uint32), np.ones(n, np.uint32), t)
+        w.evict(hop - 40)
+    assert len(w) <= 42 * 2000
+    assert w.nbytes <= 12 * 3 * len(w) + 12 * 3 * 4096
+
+
+def reference_join(postings, hashes, times, max_postings=0):
+    ph = postings["hash"].astype(np.uint32)
+    out = []
+    for h, t in zip(hashes, times):
+        lo, hi = np.searchsorted(ph, h, "left"), np.searchsorted(ph, h, "right")
+        if hi > lo and (max_postings == 0 or hi - lo <= max_postings):
+            for j in range(lo, hi):
+                out.append((int(postings["track"][j]), int(postings["time"][j]), float(t)))
+    return out
+
+
+@pytest.mark.parametrize("max_postings", [0, 3])
+def test_join_equals_the_numpy_reference(max_postings):
+    rng = np.random.default_rng(9)
+    postings = np.zeros(300, LOOKUP_DTYPE)
+    postings["hash"] = np.sort(rng.integers(0, 60, 300))
+    postings["track"] = rng.integers(0, 1 << 31, 300)
+    postings["time"] = rng.integers(0, 1 << 31, 300)
+    raw = np.frombuffer(postings.tobytes(), LOOKUP_DTYPE)   # read-only, as from LMDB
+    hashes = rng.integers(0, 70, 500).astype(np.uint32)
+    times = np.sort(rng.uniform(0, 1000, 500)).astype(np.float32)
+    w = EvidenceWindow()
+    n = join_hits(w, raw, hashes, times, max_postings)
+    want = reference_join(postings, hashes, times, max_postings)
+    track, t_ref, t_q = w.live()
+    assert n == len(want) == len(track)
+    assert list(zip(track.tolist(), t_ref.tolist(), t_q.astype(np.float64).tolist())) == want
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ev") / "catalog"
+    songs = {}
+    with Catalog.open(path, create=True) as cat:
+        for i in range(3):
+            songs[i + 1] = song(300 + i, 30.0, RATE)
+            ingest_audio(cat, Audio(songs[i + 1][:, None], RATE), {"title": f"S{i}"}, f"/m/{i}.wav")
+    cat = Catalog.open(path, readonly=True)
+    yield cat, songs
+    cat.close()
+
+
+def test_scoring_equals_the_numpy_reference_on_streamed_evidence(catalog):
+    """Real hits: a noisy excerpt streamed hop by hop under several speed hypotheses."""
+    cat, songs = catalog
+    x = add_noise(songs[2][5 * RATE:17 * RATE], 5, seed=2)
+    rs, ps = Resampler(RATE, cat.params.sample_rate), PeakStream(cat.params.query_peaks)
+    speeds = (1.0, 0.97, 1.03)
+    session = MatchSession(cat, speeds=speeds)
+    hop = RATE // 4
+    compared = 0
+    for k, i in enumerate(range(0, len(x), hop)):
+        session.add_peaks(ps.process(rs.process(x[i:i + hop])), ps.frames_final)
+        if k % 8 == 7:
+            session.evict((k - 30) * hop / RATE / cat.params.frame_seconds)
+            for speed in speeds:
+                window = session._hits[speed]
+                for since, mute in [(None, None), (300.0 * speed, None), (None, (2, math.inf)),
+                                    (100.0 * speed, (2, 500.0 * speed))]:
+                    floor = window._floor
+                    eff = floor if since is None else max(since, floor)
+                    track, t_ref, t_q = window.views()
+                    assert kernel_best(window, since, mute) == reference_best(
+                        track, t_ref, t_q, None if eff == -math.inf else eff, mute)
+                    compared += 1
+    m = session.best()
+    assert m is not None and m.track.track_id == 2 and compared >= 48
