@@ -3,7 +3,6 @@ import math
 
 import numpy as np
 import pytest
-
 from earshot.audio.decode import Audio
 from earshot.audio.resample import Resampler
 from earshot.catalog import LOOKUP_DTYPE, Catalog
@@ -11,8 +10,16 @@ from earshot.evidence import EvidenceWindow, Scorer, join_hits
 from earshot.fingerprint import PeakStream
 from earshot.ingest import ingest_audio
 from earshot.matcher import (
-    BIN_FRAMES, KEY_SHIFT, NULL_BLOCK, OFFSET_BIAS, TAIL_MIN, WINDOW_BINS, MatchSession, null_log_p,
-    tail_log_p, window_counts,
+    BIN_FRAMES,
+    KEY_SHIFT,
+    NULL_BLOCK,
+    OFFSET_BIAS,
+    TAIL_MIN,
+    WINDOW_BINS,
+    MatchSession,
+    null_log_p,
+    tail_log_p,
+    window_counts,
 )
 from music import add_noise, song
 
