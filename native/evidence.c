@@ -224,38 +224,54 @@ static unsigned int be32(const unsigned char *p)
            (unsigned int)p[3];
 }
 
-/* First posting whose hash is >= h (or > h when `after`). */
-static long long search(const unsigned char *postings, long long n, unsigned int h, int after)
+int es_ev_runs(const unsigned char *postings, long long n_postings, const unsigned int *keys,
+               long long n_keys, long long *starts)
+{
+    long long j = 0;
+    for (long long i = 0; i < n_keys; i++) {
+        starts[i] = j;
+        while (j < n_postings && be32(postings + 12 * j) == keys[i])
+            j++;
+    }
+    starts[n_keys] = j;
+    return j == n_postings ? ES_EV_OK : ES_EV_EINVAL;
+}
+
+/* Index of hash h in keys[0..n) (ascending), or -1. */
+static long long find_key(const unsigned int *keys, long long n, unsigned int h)
 {
     long long lo = 0, hi = n;
     while (lo < hi) {
         long long mid = lo + (hi - lo) / 2;
-        unsigned int v = be32(postings + 12 * mid);
-        if (v < h || (after && v == h))
+        if (keys[mid] < h)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo;
+    return lo < n && keys[lo] == h ? lo : -1;
 }
 
-long long es_ev_join(const unsigned char *postings, long long n_postings,
-                     const unsigned int *hashes, const float *times, long long n_hashes,
-                     long long max_postings, unsigned int *out_track, unsigned int *out_t_ref,
-                     float *out_t_q, long long cap)
+long long es_ev_join(const unsigned char *postings, const unsigned int *keys, long long n_keys,
+                     const long long *starts, const unsigned int *hashes, const float *times,
+                     long long n_hashes, long long max_postings, unsigned int *out_track,
+                     unsigned int *out_t_ref, float *out_t_q, long long cap)
 {
     long long found = 0;
     for (long long i = 0; i < n_hashes; i++) {
-        long long a = search(postings, n_postings, hashes[i], 0);
-        long long b = search(postings, n_postings, hashes[i], 1);
+        long long k = find_key(keys, n_keys, hashes[i]);
+        if (k < 0)
+            continue;
+        long long a = starts[k], b = starts[k + 1];
         if (b <= a || (max_postings > 0 && b - a > max_postings))
             continue;
+        if (found + (b - a) > cap) {
+            found += b - a;
+            continue;
+        }
         for (long long j = a; j < b; j++, found++) {
-            if (found < cap) {
-                out_track[found] = be32(postings + 12 * j + 4);
-                out_t_ref[found] = be32(postings + 12 * j + 8);
-                out_t_q[found] = times[i];
-            }
+            out_track[found] = be32(postings + 12 * j + 4);
+            out_t_ref[found] = be32(postings + 12 * j + 8);
+            out_t_q[found] = times[i];
         }
     }
     return found;

@@ -58,17 +58,26 @@ long long es_ev_cell_offsets(const unsigned int *track, const unsigned int *t_re
                              long long bin, double *out, long long cap);
 
 /**
- * Join query hashes with the postings of a lookup: posting j is the 12 bytes at
- * postings + 12 * j, (hash, track, frame) as big-endian 32-bit words (the catalog's LMDB
- * layout, any alignment), grouped by hash in ascending order. For each query hash i (in order) and each posting of that hash,
- * one hit (track, frame, times[i]) is written, unless the hash has more than max_postings
- * postings (0: no limit). Writes at most cap hits; returns how many there are (call again
- * with a larger cap when more).
+ * Where each looked-up hash's postings are: posting j is the 12 bytes at postings + 12 * j,
+ * (hash, track, frame) as big-endian 32-bit words (the catalog's LMDB layout, any alignment),
+ * grouped by hash in ascending order; keys[0..n_keys) are the hashes looked up, ascending.
+ * Writes starts[0..n_keys]: key i's postings are [starts[i], starts[i + 1]). One pass.
+ * Returns ES_EV_OK, or ES_EV_EINVAL when the postings hold a hash not in keys or are not
+ * grouped in key order.
  */
-long long es_ev_join(const unsigned char *postings, long long n_postings,
-                     const unsigned int *hashes, const float *times, long long n_hashes,
-                     long long max_postings, unsigned int *out_track, unsigned int *out_t_ref,
-                     float *out_t_q, long long cap);
+int es_ev_runs(const unsigned char *postings, long long n_postings, const unsigned int *keys,
+               long long n_keys, long long *starts);
+
+/**
+ * Join query hashes with those postings (keys and starts as es_ev_runs gave them): for each
+ * query hash i (in order) and each posting of that hash, one hit (track, frame, times[i]),
+ * unless the hash has more than max_postings postings (0: no limit). Writes at most cap
+ * hits; returns how many there are (call again with a larger cap when more).
+ */
+long long es_ev_join(const unsigned char *postings, const unsigned int *keys, long long n_keys,
+                     const long long *starts, const unsigned int *hashes, const float *times,
+                     long long n_hashes, long long max_postings, unsigned int *out_track,
+                     unsigned int *out_t_ref, float *out_t_q, long long cap);
 /* CFFI-END */
 
 #endif

@@ -150,7 +150,7 @@ def test_join_equals_the_numpy_reference(max_postings):
     hashes = rng.integers(0, 70, 500).astype(np.uint32)
     times = np.sort(rng.uniform(0, 1000, 500)).astype(np.float32)
     w = EvidenceWindow()
-    n = join_hits(w, raw, hashes, times, max_postings)
+    n = join_hits(w, raw, np.unique(np.r_[hashes, postings["hash"].astype(np.uint32)]), hashes, times, max_postings)
     want = reference_join(postings, hashes, times, max_postings)
     track, t_ref, t_q = w.live()
     assert n == len(want) == len(track)

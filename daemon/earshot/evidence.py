@@ -195,23 +195,41 @@ class Scorer:
                 ffi.cast("float *", ffi.from_buffer(t_q)))
 
 
-def join_hits(window: EvidenceWindow, postings: np.ndarray, hashes: np.ndarray, times: np.ndarray,
-              max_postings: int = 0) -> int:
-    """Append to `window` one hit per (query hash, posting of that hash) from a catalog
-    lookup (LOOKUP_DTYPE, grouped by hash ascending); hashes with more than `max_postings`
-    postings are skipped (0: none). Returns the hits added."""
-    if len(hashes) == 0 or len(postings) == 0:
-        return 0
-    hashes = np.ascontiguousarray(hashes, np.uint32)
-    times = np.ascontiguousarray(times, np.float32)
-    h, t = ffi.cast("unsigned int *", ffi.from_buffer(hashes)), ffi.cast("float *", ffi.from_buffer(times))
-    args = (ffi.cast("unsigned char *", ffi.from_buffer(postings)), len(postings), h, t, len(hashes), max_postings)
-    null_u, null_f = ffi.NULL, ffi.NULL
-    n = int(lib.es_ev_join(*args, null_u, null_u, null_f, 0))   # count first: reserve exactly
-    if n == 0:
-        return 0
-    tr, tref, tq = window.reserve_for_join(n)
-    lib.es_ev_join(*args, ffi.cast("unsigned int *", ffi.from_buffer(tr)),
-                   ffi.cast("unsigned int *", ffi.from_buffer(tref)), ffi.cast("float *", ffi.from_buffer(tq)), n)
-    window.commit_join(n)
-    return n
+class PostingRuns:
+    """A catalog lookup's postings (LOOKUP_DTYPE, grouped by hash ascending) with where each
+    looked-up hash's run begins: built once per lookup, joined with every speed's hashes."""
+
+    def __init__(self, postings: np.ndarray, keys: np.ndarray):
+        self.postings = postings
+        self.keys = np.ascontiguousarray(keys, np.uint32)
+        self.starts = np.empty(len(self.keys) + 1, np.int64)
+        self._raw = ffi.cast("unsigned char *", ffi.from_buffer(postings))
+        self._keys = ffi.cast("unsigned int *", ffi.from_buffer(self.keys))
+        self._starts = ffi.cast("long long *", ffi.from_buffer(self.starts))
+        if lib.es_ev_runs(self._raw, len(postings), self._keys, len(self.keys), self._starts) != lib.ES_EV_OK:
+            raise ValueError("postings are not grouped by the hashes looked up")
+
+    def join(self, window: EvidenceWindow, hashes: np.ndarray, times: np.ndarray, max_postings: int = 0) -> int:
+        """Append to `window` one hit per (query hash, posting of that hash); hashes with
+        more than `max_postings` postings are skipped (0: none). Returns the hits added."""
+        if len(hashes) == 0 or len(self.postings) == 0:
+            return 0
+        hashes = np.ascontiguousarray(hashes, np.uint32)
+        times = np.ascontiguousarray(times, np.float32)
+        args = (self._raw, self._keys, len(self.keys), self._starts,
+                ffi.cast("unsigned int *", ffi.from_buffer(hashes)), ffi.cast("float *", ffi.from_buffer(times)),
+                len(hashes), max_postings)
+        n = int(lib.es_ev_join(*args, ffi.NULL, ffi.NULL, ffi.NULL, 0))   # count first: reserve exactly
+        if n == 0:
+            return 0
+        tr, tref, tq = window.reserve_for_join(n)
+        lib.es_ev_join(*args, ffi.cast("unsigned int *", ffi.from_buffer(tr)),
+                       ffi.cast("unsigned int *", ffi.from_buffer(tref)), ffi.cast("float *", ffi.from_buffer(tq)), n)
+        window.commit_join(n)
+        return n
+
+
+def join_hits(window: EvidenceWindow, postings: np.ndarray, keys: np.ndarray, hashes: np.ndarray,
+              times: np.ndarray, max_postings: int = 0) -> int:
+    """`PostingRuns(postings, keys).join(...)` for one window."""
+    return PostingRuns(postings, keys).join(window, hashes, times, max_postings)

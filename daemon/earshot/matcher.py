@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import Catalog, Track
-from .evidence import EvidenceWindow, Scorer, join_hits
+from .evidence import EvidenceWindow, PostingRuns, Scorer
 from .fingerprint import PEAK_DTYPE, FingerprintParams, HashStream
 
 # speed hypotheses: the query is taken as played s times too fast
@@ -60,11 +60,14 @@ class MatchSession:
 
     def __init__(
         self, catalog: Catalog, params: FingerprintParams | None = None,
-        speeds: tuple[float, ...] = DEFAULT_SPEEDS,
+        speeds: tuple[float, ...] = DEFAULT_SPEEDS, max_postings: int = 0,
     ):
         self.catalog = catalog
         self.params = params or catalog.params
         self.speeds = speeds
+        # a query hash with more postings than this (0: no limit) is skipped: it says little
+        # (a stop-word: most of its postings are coincidences) and costs the most
+        self.max_postings = max_postings
         self._streams = {s: HashStream(self.params.query_hash, s) for s in speeds}
         self._hits = {s: EvidenceWindow() for s in speeds}
         self._scorer = Scorer(BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
@@ -116,8 +119,9 @@ class MatchSession:
         postings = self.catalog.lookup(uniq)
         if len(postings) == 0:
             return
+        runs = PostingRuns(postings, uniq)
         for speed, hashes, times in new_hashes:
-            join_hits(self._hits[speed], postings, hashes, times)
+            runs.join(self._hits[speed], hashes, times, self.max_postings)
 
     def try_more_speeds(self) -> None:
         """Hash the peaks seen so far under every speed not yet tried (end of stream)."""
