@@ -195,3 +195,10 @@ def test_scoring_equals_the_numpy_reference_on_streamed_evidence(catalog):
                     compared += 1
     m = session.best()
     assert m is not None and m.track.track_id == 2 and compared >= 48
+    # track_support counts what filtering hits() would (NowPlaying's coincidence-rate test)
+    track, t_ref, t_q = session.hits(m.speed)
+    since = 400.0
+    sel = (track == 2) & (t_q >= since * m.speed)
+    near = np.abs((t_ref[sel] - t_q[sel]) - m.offset_s / cat.params.frame_seconds) <= 15.0
+    got = session.track_support(2, m.offset_s / cat.params.frame_seconds, m.speed, since, 15.0)
+    assert got == (int(near.sum()), int(sel.sum())) and got[0] > 20

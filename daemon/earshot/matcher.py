@@ -157,6 +157,19 @@ class MatchSession:
         n = int(np.count_nonzero(near))
         return n, (float(t_sel[near].max()) / speed if n else None)
 
+    def track_support(self, track_id: int, offset_frames: float, speed: float, since_frame: float | None = None,
+                      tolerance_frames: float = 4.0) -> tuple[int, int]:
+        """Hits of one track since a frame: how many sit at (about) this offset, and how many
+        there are in all (its coincidence rate). Cheaper than filtering `hits()`, a copy."""
+        window = self._hits.get(speed)
+        if window is None:
+            return 0, 0
+        track, t_ref, t_q = window.live(None if since_frame is None else since_frame * speed)
+        sel = track == track_id
+        t_sel = t_q[sel].astype(np.float64)
+        near = np.abs((t_ref[sel].astype(np.float64) - t_sel) - offset_frames) <= tolerance_frames
+        return int(np.count_nonzero(near)), len(near)
+
     def first_heard(self, track_id: int, offset_frames: float, speed: float,
                     tolerance_frames: float = 4.0, run: int = 3, within_frames: float = 62.0) -> float | None:
         """The earliest query frame still in memory from which this track is heard at this
