@@ -8,7 +8,7 @@
 
 A candidate is announced at the next evaluation only when its evidence is overwhelming
 (p ≤ `sure_p`); otherwise it must be confirmed by *fresh* evidence, the audio heard after it
-became a candidate, which on its own must name the same track at the same place. Re-reading
+became a candidate, whose best cell on its own must be the candidate's track and place. Re-reading
 the evidence that raised the candidate confirms nothing: a passage of an unknown song that
 happens to resemble a catalog track goes on resembling it for as long as it is in the window
 (the hour benchmark's one wrong announcement was such a case, p = 5e-5, confirmed 0.5 s later
@@ -33,8 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import numpy as np
-
 from .events import EventBase, MatchEvent, NowPlayingEvent, PlayState, TrackInfo
 from .matcher import Match, MatchSession
 
@@ -43,7 +41,8 @@ from .matcher import Match, MatchSession
 class NowPlayingParams:
     max_p: float = 1e-4            # a match this sure (per evaluation) makes a candidate
     sure_p: float = 1e-9           # ... this sure, it is announced at the next evaluation
-    confirm_p: float = 1e-2        # else the audio after it must name the same place this surely
+                                   # (else the audio after it must put its place first)
+    recandidate_s: float = 2.0     # a sure match this far from the candidate's place replaces it
     window_s: float = 12.0         # evidence considered when looking for a song
     confirm_s: float = 0.5         # a candidate is confirmed by an evaluation this much later
     candidate_timeout_s: float = 8.0
@@ -125,7 +124,7 @@ class NowPlaying:
             song = self.song
             found = sure(tuple(dict.fromkeys((song.match.speed,) + self._rotation(session))), self.muted)
             waited = now_s - song.since_s >= p.confirm_s - 1e-9
-            if found is not None and not self._same(found, song, now_s):
+            if found is not None and not self._same(found, song, now_s, p.recandidate_s):
                 self._become_candidate(now_s, found, session, events)
             elif waited and found is not None and found.p_value <= p.sure_p:
                 self._announce(now_s, found, session, events)
@@ -170,11 +169,16 @@ class NowPlaying:
 
     def _confirmed_afresh(self, song: _Song, session: MatchSession, now_s: float) -> Match | None:
         """The best match on the evidence of the audio since the candidate was raised, if it
-        names the candidate's track at the candidate's place surely enough (an independent
-        test: none of that evidence took part in raising the candidate)."""
+        names the candidate's track at the candidate's place (an independent test: none of
+        that evidence took part in raising the candidate). In a noisy room a few seconds of
+        fresh evidence are rarely significant on their own, but their best cell landing on
+        the one cell predicted, among the catalog's millions, is itself the confirmation; a
+        false candidate's fresh best lands elsewhere (elsewhere in a loop of the same track,
+        in the case that motivated this). At least `min_support` hits, so a tie of ones
+        confirms nothing."""
         fresh = session.best(since_frame=song.since_s / self.frame_s, mute=self.muted,
                              speeds=(song.match.speed,))
-        if fresh is None or fresh.p_value > self.params.confirm_p or not self._same(fresh, song, now_s):
+        if fresh is None or fresh.score < self.params.min_support or not self._same(fresh, song, now_s):
             return None
         return fresh
 
@@ -186,26 +190,23 @@ class NowPlaying:
         m = song.match
         since = max(0.0, now_s - p.window_s)
         tol = p.offset_tolerance_s / self.frame_s
-        track, t_ref, t_q = session.hits(m.speed)
-        sel = (track == m.track.track_id) & (t_q >= since / self.frame_s * m.speed)
-        if not sel.any():
-            return False
-        near = np.abs((t_ref[sel] - t_q[sel]) - song.offset_frames) <= tol
-        in_cell = int(np.count_nonzero(near))
+        in_cell, of_track = session.track_support(m.track.track_id, song.offset_frames, m.speed,
+                                                  since_frame=since / self.frame_s, tolerance_frames=tol)
         if in_cell < p.min_support:
             return False
         span = (m.track.duration_s + (now_s - since)) / self.frame_s
-        expected = (len(near) - in_cell) * 2.0 * tol / max(span, 2.0 * tol)
+        expected = (of_track - in_cell) * 2.0 * tol / max(span, 2.0 * tol)
         return poisson_tail(in_cell, expected) <= p.heard_p
 
     # -- transitions ------------------------------------------------------------------------
-    def _same(self, m: Match, song: _Song, now_s: float) -> bool:
+    def _same(self, m: Match, song: _Song, now_s: float, tolerance_s: float | None = None) -> bool:
         """The same track at the same place now (speed hypotheses close to each other name
         the same alignment with different offsets, so positions are compared, not offsets)."""
         if m.track.track_id != song.match.track.track_id:
             return False
         here = m.offset_s + now_s * m.speed
-        return abs(here - self.position_s(now_s)) <= self.params.offset_tolerance_s
+        tol = self.params.offset_tolerance_s if tolerance_s is None else tolerance_s
+        return abs(here - self.position_s(now_s)) <= tol
 
     def _first_heard(self, m: Match, session: MatchSession, now_s: float) -> float:
         first = session.first_heard(m.track.track_id, m.offset_s / self.frame_s, m.speed,
