@@ -49,6 +49,8 @@ class HashParams:
     dt_min: int = 2
     dt_max: int = 48
     fanout: int = 3
+    dt_step: float = 1.0
+    dt_tolerance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,8 @@ class FingerprintParams:
         cp, qp = self.catalog_peaks, self.query_peaks
         ch, qh = self.catalog_hash, self.query_hash
         if (cp.sample_rate, cp.n_fft, cp.hop) != (qp.sample_rate, qp.n_fft, qp.hop) or replace(
-            ch, fanout=0
-        ) != replace(qh, fanout=0):
+            ch, fanout=0, dt_tolerance=0.0
+        ) != replace(qh, fanout=0, dt_tolerance=0.0):
             raise EarshotError("query and catalog fingerprint parameters are incompatible")
 
 
@@ -162,7 +164,10 @@ def hash_peaks(
     if end <= first:
         return np.empty(0, np.uint32), np.empty(0, np.float32)
     peaks = np.ascontiguousarray(peaks, dtype=PEAK_DTYPE)
-    cap = (end - first) * params.fanout
+    per_pair = lib.es_fp_hashes_per_pair_max(_c_hash_params(params))
+    if per_pair < 0:
+        raise EarshotError("invalid hashing parameters")
+    cap = (end - first) * params.fanout * per_pair
     hashes = np.empty(cap, np.uint32)
     times = np.empty(cap, np.float32)
     n = lib.es_fp_hash(
