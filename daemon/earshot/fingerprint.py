@@ -76,8 +76,16 @@ class FingerprintParams:
         return self.catalog_peaks.hop / self.catalog_peaks.sample_rate
 
     def index_signature(self) -> dict[str, Any]:
-        """The parameters that must match between a catalog and its queries."""
-        return {"peaks": asdict(self.catalog_peaks), "hash": asdict(self.catalog_hash)}
+        """The parameters that must match between a catalog and its queries.
+
+        `dt_tolerance` only widens a query's lookups, so it is no property of the index;
+        `dt_step` is named only when it is not the one-frame unit catalogs had before it
+        existed, so those catalogs stay valid."""
+        hashing = asdict(self.catalog_hash)
+        del hashing["dt_tolerance"]
+        if hashing["dt_step"] == 1.0:
+            del hashing["dt_step"]
+        return {"peaks": asdict(self.catalog_peaks), "hash": hashing}
 
     def check_compatible(self) -> None:
         """The query side must share the catalog side's analysis grid and hash layout."""
@@ -87,6 +95,8 @@ class FingerprintParams:
             ch, fanout=0, dt_tolerance=0.0
         ) != replace(qh, fanout=0, dt_tolerance=0.0):
             raise EarshotError("query and catalog fingerprint parameters are incompatible")
+        if ch.dt_tolerance:
+            raise EarshotError("the catalog's hashes take no time tolerance (a query's do)")
 
 
 DEFAULT_PARAMS = FingerprintParams()
