@@ -58,6 +58,8 @@ void es_hash_default_params(es_hash_params *hp)
     hp->dt_min = 2;
     hp->dt_max = 48;
     hp->fanout = 3;
+    hp->dt_step = 1.0f;
+    hp->dt_tolerance = 0.0f;
 }
 
 int es_fp_new(const es_fp_params *p, es_fp **out)
@@ -335,12 +337,28 @@ int es_fp_flush(es_fp *fp, es_fp_peak *out, int cap)
     return written;
 }
 
+static int hash_params_ok(const es_hash_params *hp)
+{
+    return hp->fanout >= 1 && hp->fanout <= MAX_FANOUT && hp->dt_min >= 1 &&
+           hp->dt_min <= hp->dt_max && hp->dt_step >= 1.0f && hp->dt_step <= 16.0f &&
+           lrintf(hp->dt_max / hp->dt_step) <= 63 && hp->dt_tolerance >= 0.0f &&
+           hp->dt_tolerance <= 4.0f * hp->dt_step;
+}
+
+int es_fp_hashes_per_pair_max(const es_hash_params *hp)
+{
+    if (!hash_params_ok(hp))
+        return ES_FP_EINVAL;
+    return 2 + (int)ceilf(2.0f * hp->dt_tolerance / hp->dt_step);
+}
+
 int es_fp_hash(const es_hash_params *hp, const es_fp_peak *peaks, int n_peaks, int first,
                int end, float speed, unsigned int *hashes, float *times, int cap)
 {
-    if (hp->fanout < 1 || hp->fanout > MAX_FANOUT || hp->dt_max > 63 || hp->dt_min < 1 ||
-        hp->dt_min > hp->dt_max || !(speed > 0.0f) || first < 0 || end > n_peaks)
+    if (!hash_params_ok(hp) || !(speed > 0.0f) || first < 0 || end > n_peaks)
         return ES_FP_EINVAL;
+    const int u_min = (int)lrintf(hp->dt_min / hp->dt_step);
+    const int u_max = (int)lrintf(hp->dt_max / hp->dt_step);
     const float base = log2f(hp->fmin_hz);
     const float shift = log2f(speed);
     const int nd = (int)(2.0f * hp->max_doct * hp->df_per_octave);
@@ -384,16 +402,18 @@ int es_fp_hash(const es_hash_params *hp, const es_fp_peak *peaks, int n_peaks, i
                 qd = 0;
             if (qd >= nd)
                 qd = nd - 1;
-            int qt = (int)lrintf((b->time - a->time) * speed);
-            if (qt < hp->dt_min)
-                qt = hp->dt_min;
-            if (qt > hp->dt_max)
-                qt = hp->dt_max;
-            if (written >= cap)
-                return written;
-            hashes[written] = ((unsigned)q1 << 14) | ((unsigned)qd << 6) | (unsigned)qt;
-            times[written] = a->time * speed;
-            written++;
+            const float gap = (b->time - a->time) * speed;
+            int u0 = (int)lrintf((gap - hp->dt_tolerance) / hp->dt_step);
+            int u1 = (int)lrintf((gap + hp->dt_tolerance) / hp->dt_step);
+            u0 = u0 < u_min ? u_min : (u0 > u_max ? u_max : u0);
+            u1 = u1 < u_min ? u_min : (u1 > u_max ? u_max : u1);
+            for (int qt = u0; qt <= u1; qt++) {
+                if (written >= cap)
+                    return written;
+                hashes[written] = ((unsigned)q1 << 14) | ((unsigned)qd << 6) | (unsigned)qt;
+                times[written] = a->time * speed;
+                written++;
+            }
         }
     }
     return written;

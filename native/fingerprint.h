@@ -52,8 +52,10 @@ typedef struct {
     int df_per_octave;  /**< pair interval resolution */
     float max_doct;     /**< largest |interval| in octaves */
     int dt_min;         /**< target zone start, frames after the anchor */
-    int dt_max;         /**< target zone end, frames (at most 63) */
+    int dt_max;         /**< target zone end, frames (at most 63 steps of dt_step) */
     int fanout;         /**< pairs per anchor, strongest first */
+    float dt_step;      /**< frames per unit of the hashed time gap (its quantum) */
+    float dt_tolerance; /**< frames: hash every unit within +-this of the gap (queries) */
 } es_hash_params;
 
 typedef struct es_fp es_fp;
@@ -81,9 +83,16 @@ long es_fp_frames_final(const es_fp *fp);
 /** The largest number of peaks one frame can yield (the minimum cap). */
 int es_fp_peaks_per_frame_max(const es_fp *fp);
 
+/** The most hashes one (anchor, target) pair can yield (units spanned by the tolerance). */
+int es_fp_hashes_per_pair_max(const es_hash_params *hp);
+
 /**
  * Hash anchors [first, end) of a time-ordered peak array, pairing each with later peaks
  * of the array; with speed s the query is taken as played s times too fast.
+ * The time gap is hashed in units of dt_step frames, rounded; with dt_tolerance > 0 a pair
+ * yields one hash per unit that [gap - tolerance, gap + tolerance] rounds to, so a query's
+ * peaks may sit a little off the catalog's in time (reverberation and noise move a
+ * smooth maximum by a frame or two) and still meet its hashes.
  * Writes at most cap hashes and the anchors' times on the catalog's scale
  * (time * s); returns the number written, or ES_FP_EINVAL.
  */

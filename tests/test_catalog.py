@@ -85,6 +85,18 @@ def test_other_parameters_are_refused_with_advice(tmp_path):
         Catalog.open(path, params=other)
 
 
+def test_another_time_unit_is_refused_but_a_query_tolerance_is_not(tmp_path):
+    """dt_step changes every stored hash; dt_tolerance only widens a query's lookups."""
+    path = tmp_path / "cat"
+    Catalog.open(path, create=True).close()
+    coarse = FingerprintParams(catalog_hash=replace(DEFAULT_PARAMS.catalog_hash, dt_step=2.0),
+                               query_hash=replace(DEFAULT_PARAMS.query_hash, dt_step=2.0))
+    with pytest.raises(CatalogError, match=r"other fingerprint parameters.*dt_step.*--rebuild"):
+        Catalog.open(path, params=coarse)
+    wider = FingerprintParams(query_hash=replace(DEFAULT_PARAMS.query_hash, dt_tolerance=2.0))
+    Catalog.open(path, params=wider).close()
+
+
 def test_missing_and_foreign_folders_are_clear_errors(tmp_path):
     with pytest.raises(CatalogError, match="no catalog here"):
         Catalog.open(tmp_path / "nothing")

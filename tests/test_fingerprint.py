@@ -75,8 +75,13 @@ def reference_hashes(peaks: np.ndarray, hp: HashParams, speed: float = 1.0):
         for _, j in zone[:hp.fanout]:
             b = peaks[j]
             qd = min(nd - 1, max(0, math.floor((b["freq"] - a["freq"] + hp.max_doct) * hp.df_per_octave)))
-            qt = min(hp.dt_max, max(hp.dt_min, round((b["time"] - a["time"]) * speed)))
-            out.append(((q1 << 14) | (qd << 6) | qt, a["time"] * speed))
+            gap = np.float32((b["time"] - a["time"]) * np.float32(speed))
+            units = [round(float(np.float32(gap + d) / np.float32(hp.dt_step)))
+                     for d in (-np.float32(hp.dt_tolerance), np.float32(hp.dt_tolerance))]
+            u_min, u_max = round(hp.dt_min / hp.dt_step), round(hp.dt_max / hp.dt_step)
+            lo_u, hi_u = (min(u_max, max(u_min, u)) for u in units)
+            for qt in range(lo_u, hi_u + 1):
+                out.append(((q1 << 14) | (qd << 6) | qt, a["time"] * speed))
     return out
 
 
@@ -100,13 +105,33 @@ def test_peaks_match_the_numpy_reference(signal):
     assert matched >= 0.99 * len(ref)
 
 
-def test_hashes_match_the_python_reference(signal):
+@pytest.mark.parametrize("hp", [DEFAULT_PARAMS.catalog_hash, DEFAULT_PARAMS.query_hash,
+                                HashParams(dt_step=2.0, dt_tolerance=1.5)])
+def test_hashes_match_the_python_reference(signal, hp):
     peaks = extract_peaks(signal, DEFAULT_PARAMS.catalog_peaks)[:200]
     for speed in (1.0, 1.03):
-        h, t = hash_peaks(peaks, DEFAULT_PARAMS.query_hash, speed)
-        ref = reference_hashes(peaks, DEFAULT_PARAMS.query_hash, speed)
+        h, t = hash_peaks(peaks, hp, speed)
+        ref = reference_hashes(peaks, hp, speed)
         assert [int(x) for x in h] == [r[0] for r in ref]
         np.testing.assert_allclose(t, [r[1] for r in ref], rtol=1e-6)
+
+
+def test_time_tolerance_adds_the_neighbouring_gaps_to_the_exact_hashes(signal):
+    """A query hashed with a time tolerance holds every exact hash of the same pairs, and
+    the hashes of gaps a frame off: peaks that reverberation moved still meet the catalog."""
+    peaks = extract_peaks(signal, DEFAULT_PARAMS.catalog_peaks)
+    exact = HashParams(fanout=3)
+    exact_h, _ = hash_peaks(peaks, exact)
+    tolerant_h, _ = hash_peaks(peaks, HashParams(fanout=3, dt_tolerance=1.0))
+    assert set(exact_h.tolist()) <= set(tolerant_h.tolist())
+    assert len(tolerant_h) > 2.5 * len(exact_h)
+    moved = peaks.copy()
+    moved["time"][1::2] += 1.0  # every other peak a frame later
+    moved_h, _ = hash_peaks(moved, exact)
+    tolerant_moved_h, _ = hash_peaks(moved, HashParams(fanout=3, dt_tolerance=1.0))
+    shared = len(np.intersect1d(exact_h, moved_h)) / len(np.unique(exact_h))
+    shared_tolerant = len(np.intersect1d(exact_h, tolerant_moved_h)) / len(np.unique(exact_h))
+    assert shared_tolerant > 0.9 > shared
 
 
 @pytest.mark.parametrize("block", [1, 7, 128, 1000, 4096, 100000])
@@ -175,3 +200,5 @@ def test_invalid_parameters_are_refused():
         PeakStream(PeakParams(n_fft=1000))
     with pytest.raises(EarshotError):
         hash_peaks(np.zeros(3, PEAK_DTYPE), HashParams(dt_max=100))
+    with pytest.raises(EarshotError):
+        hash_peaks(np.zeros(3, PEAK_DTYPE), HashParams(dt_step=0.5))

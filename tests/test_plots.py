@@ -150,7 +150,7 @@ def test_each_hash_target_decoded_rehashes_to_the_same_hash(library) -> None:
         for a, h in zip(anchors, hashes):
             t = target_peak(peaks, int(a), int(h), params.query_hash, speed)
             alone, _ = hash_peaks(peaks[[a, t]], params.query_hash, speed)
-            assert list(alone) == [h]
+            assert h in alone.tolist()  # a query pair yields a hash per unit of its tolerance
 
 
 def test_no_match_still_draws_the_two_best_candidates_and_several_files_are_numbered(

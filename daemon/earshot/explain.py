@@ -224,7 +224,8 @@ def hashes_by_anchor(peaks: np.ndarray, hp: HashParams,
 
 def target_peak(peaks: np.ndarray, anchor: int, h: int, hp: HashParams, speed: float) -> int:
     """The target peak of anchor's hash h. The hash holds the pair's time gap (low 6 bits,
-    frames at the catalog's speed) and interval (next 8 bits, 1/df_per_octave octave from
+    units of dt_step frames at the catalog's speed; a query hashes every unit within
+    ±dt_tolerance of the gap) and interval (next 8 bits, 1/df_per_octave octave from
     -max_doct), see es_fp_hash(): the later peak that gives both, computed in float32 as
     the C does (the most salient, should two), else the nearest."""
     dt, qd = h & 0x3F, (h >> 6) & 0xFF
@@ -238,9 +239,12 @@ def target_peak(peaks: np.ndarray, anchor: int, h: int, hp: HashParams, speed: f
     nd = int(2.0 * hp.max_doct * hp.df_per_octave)
     zone = ((gap >= hp.dt_min - 0.5) & (gap < hp.dt_max + 0.5)
             & (octaves > -hp.max_doct) & (octaves < hp.max_doct))
-    exact = zone & (np.clip(np.rint(gap), hp.dt_min, hp.dt_max) == dt) & (
-        np.clip(np.floor(interval), 0, nd - 1) == qd)
+    step, tol = f32(hp.dt_step), f32(hp.dt_tolerance)
+    u_min, u_max = round(hp.dt_min / hp.dt_step), round(hp.dt_max / hp.dt_step)
+    u0 = np.clip(np.rint((gap - tol) / step), u_min, u_max)
+    u1 = np.clip(np.rint((gap + tol) / step), u_min, u_max)
+    exact = zone & (u0 <= dt) & (dt <= u1) & (np.clip(np.floor(interval), 0, nd - 1) == qd)
     if exact.any():
         return anchor + 1 + int(np.argmax(np.where(exact, later["salience"], -np.inf)))
-    miss = np.abs(gap - dt) + np.abs(interval - (qd + 0.5))
+    miss = np.abs(gap - dt * hp.dt_step) + np.abs(interval - (qd + 0.5))
     return anchor + 1 + int(np.argmin(np.where(zone, miss, np.inf)))

@@ -208,7 +208,18 @@ static unsigned pack(int q1, int qd, int qt) { return ((unsigned)q1 << 14) | ((u
 static void test_hash_layout(void)
 {
     es_hash_params hp;
-    es_hash_default_params(&hp); /* fmin 100 Hz, 12 / 24 per octave, 1.5 oct, dt 2..48, fanout 3 */
+    es_hash_default_params(&hp);
+    /* the layout this test spells out: fmin 100 Hz, 12 / 24 per octave, 1.5 oct, dt 2..48
+     * frames in units of one frame, fanout 3 */
+    hp.fmin_hz = 100.0f;
+    hp.f1_per_octave = 12;
+    hp.df_per_octave = 24;
+    hp.max_doct = 1.5f;
+    hp.dt_min = 2;
+    hp.dt_max = 48;
+    hp.fanout = 3;
+    hp.dt_step = 1.0f;
+    hp.dt_tolerance = 0.0f;
     /* anchor at 7.7 = log2(100) + 1.056 octaves (q1 = 12); targets: */
     es_fp_peak ps[] = {
         {0.0f, 7.70f, 10.0f},   /* anchor */
@@ -254,6 +265,33 @@ static void test_hash_layout(void)
     CHECK(es_fp_hash(&bad, ps, 8, 0, 1, 1.0f, h, t, 8) == ES_FP_EINVAL, "dt_max 64");
     CHECK(es_fp_hash(&hp, ps, 8, 0, 1, 0.0f, h, t, 8) == ES_FP_EINVAL, "speed 0");
     CHECK(es_fp_hash(&hp, ps, 8, 0, 9, 1.0f, h, t, 8) == ES_FP_EINVAL, "end past the array");
+    bad = hp;
+    bad.dt_step = 0.5f;
+    CHECK(es_fp_hash(&bad, ps, 8, 0, 1, 1.0f, h, t, 8) == ES_FP_EINVAL, "dt_step below a frame");
+    bad = hp;
+    bad.dt_step = 2.0f;
+    bad.dt_max = 127;
+    CHECK(es_fp_hash(&bad, ps, 8, 0, 1, 1.0f, h, t, 8) == ES_FP_EINVAL, "64 units of dt_step");
+
+    /* units of 2 frames: dt 12 -> 6, 40 -> 20, 10 -> 5 */
+    es_hash_params coarse = hp;
+    coarse.dt_step = 2.0f;
+    n = es_fp_hash(&coarse, ps, 8, 0, 1, 1.0f, h, t, 8);
+    CHECK(n == 3 && h[0] == pack(12, 26, 6) && h[1] == pack(12, 16, 20) && h[2] == pack(12, 48, 5),
+          "dt_step 2 halves the time units");
+    /* a tolerance of 0.6 frame: gap 12 -> units 11..13 (one frame each), so every exact hash
+     * comes with its two neighbours, in order; the per-pair bound covers it */
+    es_hash_params tol = hp;
+    tol.dt_tolerance = 0.6f;
+    unsigned ht[16];
+    float tt[16];
+    n = es_fp_hash(&tol, ps, 8, 0, 1, 1.0f, ht, tt, 16);
+    CHECK(n == 9, "tolerance 0.6 gives %d hashes, expected 9", n);
+    CHECK(n == 9 && ht[0] == pack(12, 26, 11) && ht[1] == pack(12, 26, 12) && ht[2] == pack(12, 26, 13),
+          "the gap's unit and its neighbours");
+    CHECK(n == 9 && ht[4] == pack(12, 16, 40) && ht[7] == pack(12, 48, 10), "each pair's own unit");
+    CHECK(es_fp_hashes_per_pair_max(&tol) >= 3, "per-pair bound %d", es_fp_hashes_per_pair_max(&tol));
+    CHECK(es_fp_hashes_per_pair_max(&bad) == ES_FP_EINVAL, "per-pair bound of bad parameters");
 }
 
 static void test_bad_params(void)
