@@ -166,4 +166,4 @@ def test_cli_and_api_share_one_confidence_threshold():
     from earshot.config import Config
     from earshot.identify import DEFAULT_MIN_CONFIDENCE
 
-    assert Config().recognition.min_confidence == DEFAULT_MIN_CONFIDENCE == 0.99
+    assert Config().recognition.min_confidence == DEFAULT_MIN_CONFIDENCE == 0.999

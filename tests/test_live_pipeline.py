@@ -72,13 +72,14 @@ def test_songs_change_then_silence(catalog):
     ended = [(t, r) for t, s, r in states if s == "ended"]
     assert len(ended) == 2
     assert 22.0 < ended[0][0] < 32.0                                 # the first song gave way
-    assert 42.0 < ended[1][0] <= 42.0 + 12.0 and ended[1][1] in ("no longer heard", "music stopped")
+    # into an unknown song: lost_after_s (10 s) after the last hits that stood out over the window
+    assert 42.0 < ended[1][0] <= 42.0 + 15.0 and ended[1][1] in ("no longer heard", "music stopped")
     assert states[-1][1] == "idle"
 
     reports = kinds(events, "song_report")
     assert [e.track.track_id for _, e in reports] == [1, 2]
     for _, r in reports:
-        assert 14.0 <= r.duration_heard_s <= 22.0
+        assert 14.0 <= r.duration_heard_s <= 23.0     # 20 s played; a stray hit in its cell may follow
         assert r.integrated_lufs is not None and -40 < r.integrated_lufs < 0
         assert r.true_peak_dbtp is not None and len(r.bands) == 6
 
@@ -152,3 +153,27 @@ def run_stream(pipeline, x):
     for i in range(0, len(x), HOP):
         out += [(pipeline.stats.audio_s, e) for e in pipeline.process(x[i:i + HOP, None])]
     return out
+
+
+def test_a_shared_intro_names_no_track_until_what_follows_does(tmp_path):
+    """Two catalog tracks open with the same 8 s (an album's shared intro). An unknown song
+    with that intro is named after neither (the matcher's null sees the twin cell in the
+    other track, so neither is sure); a catalog track with it is named, rightly, once its own
+    music follows."""
+    intro = song(55, 8.0, RATE)
+    body_a, body_b, body_u = song(56, 40.0, RATE), song(57, 40.0, RATE), song(58, 30.0, RATE)
+    with Catalog.open(tmp_path / "catalog", create=True) as cat:
+        for name, body in (("Intro A", body_a), ("Intro B", body_b)):
+            ingest_audio(cat, Audio(np.concatenate([intro, body])[:, None], RATE), {"title": name}, f"/m/{name}.wav")
+        for i in range(8):      # other music, so the matcher's null is learnt from more than two tracks
+            ingest_audio(cat, Audio(song(60 + i, 40.0, RATE)[:, None], RATE), {"title": f"Other {i}"}, f"/m/o{i}.wav")
+    with Catalog.open(tmp_path / "catalog", readonly=True) as cat:
+        unknown = np.concatenate([silence(2), intro, body_u, silence(6)])
+        events = run(Pipeline(cat, RATE, 1), add_noise(unknown, 15.0, seed=4))
+        assert kinds(events, "match") == [], [e.title for _, e in kinds(events, "match")]
+        known = np.concatenate([silence(2), intro, body_b[:25 * RATE]])
+        events = run(Pipeline(cat, RATE, 1), add_noise(known, 15.0, seed=5))
+        matches = kinds(events, "match")
+        assert [e.title for _, e in matches] == ["Intro B"]
+        assert matches[0][0] > 2.0 + 8.0                     # named from its own music
+        assert abs(matches[0][1].offset_s - (matches[0][0] - 2.0)) < 0.3
