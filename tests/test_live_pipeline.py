@@ -6,7 +6,6 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-
 from earshot.audio.decode import Audio
 from earshot.catalog import Catalog
 from earshot.config import ListenSection
