@@ -176,3 +176,10 @@ def test_a_shared_intro_names_no_track_until_what_follows_does(tmp_path):
         assert [e.title for _, e in matches] == ["Intro B"]
         assert matches[0][0] > 2.0 + 8.0                     # named from its own music
         assert abs(matches[0][1].offset_s - (matches[0][0] - 2.0)) < 0.3
+
+
+def test_live_time_tolerance_is_the_listen_setting(catalog):
+    _, cat, _ = catalog
+    assert Pipeline(cat, RATE, 1).session.params.query_hash.dt_tolerance == 0.0
+    assert Pipeline(cat, RATE, 1, listen=ListenSection(time_tolerance=1)).session.params.query_hash.dt_tolerance == 1.0
+    assert cat.params.query_hash.dt_tolerance == 1.0      # identify's queries keep theirs

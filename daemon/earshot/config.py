@@ -92,6 +92,9 @@ class ListenSection(Section):
     window_s: float = Field(12.0, ge=3.0, le=60.0, description="seconds of evidence kept for recognition")
     lost_after_s: float = Field(10.0, ge=2.0, le=120.0, description="a song not heard this long has ended "
                                 "(talking over it for less keeps it playing)")
+    time_tolerance: int = Field(0, ge=0, le=2, description="frames (16 ms) by which live query hashes may "
+                                "miss a pair's time gap: 1 recognises sooner in reverberant, noisy rooms "
+                                "for about twice the CPU and evidence memory (`identify` always uses 1)")
     silence_lufs: float = Field(-55.0, le=0.0, description="momentary loudness below which the room counts as quiet")
     loudness_interval_s: float = Field(5.0, ge=0.5, le=3600.0, description="how often a loudness event is emitted")
     health_interval_s: float = Field(60.0, ge=1.0, le=86400.0, description="how often a health event is emitted")
