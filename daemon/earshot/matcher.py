@@ -143,45 +143,39 @@ class MatchSession:
         for speed, window in self._hits.items():
             window.evict(before_frame * speed)
 
-    def support(self, track_id: int, offset_frames: float, speed: float,
-                since_frame: float | None = None, tolerance_frames: float = 4.0) -> tuple[int, float | None]:
-        """Hits for one track at (about) one offset since a frame, and the query frame of
-        the latest of them: is a known song still being heard, and until when?"""
+    def _near(self, track_id: int, offset_frames: float, speed: float, since_frame: float | None,
+              tolerance_frames: float) -> tuple[np.ndarray, int]:
+        """The query frames (catalog time scale) of one track's hits at (about) one offset
+        since a frame, and how many hits that track has there in all."""
         window = self._hits.get(speed)
         if window is None:
-            return 0, None
+            return np.empty(0), 0
         track, t_ref, t_q = window.live(None if since_frame is None else since_frame * speed)
         sel = track == track_id
         t_sel = t_q[sel].astype(np.float64)
         near = np.abs((t_ref[sel].astype(np.float64) - t_sel) - offset_frames) <= tolerance_frames
-        n = int(np.count_nonzero(near))
-        return n, (float(t_sel[near].max()) / speed if n else None)
+        return t_sel[near], len(t_sel)
+
+    def support(self, track_id: int, offset_frames: float, speed: float,
+                since_frame: float | None = None, tolerance_frames: float = 4.0) -> tuple[int, float | None]:
+        """Hits for one track at (about) one offset since a frame, and the query frame of
+        the latest of them: is a known song still being heard, and until when?"""
+        times, _ = self._near(track_id, offset_frames, speed, since_frame, tolerance_frames)
+        return len(times), (float(times.max()) / speed if len(times) else None)
 
     def track_support(self, track_id: int, offset_frames: float, speed: float, since_frame: float | None = None,
                       tolerance_frames: float = 4.0) -> tuple[int, int]:
         """Hits of one track since a frame: how many sit at (about) this offset, and how many
         there are in all (its coincidence rate). Cheaper than filtering `hits()`, a copy."""
-        window = self._hits.get(speed)
-        if window is None:
-            return 0, 0
-        track, t_ref, t_q = window.live(None if since_frame is None else since_frame * speed)
-        sel = track == track_id
-        t_sel = t_q[sel].astype(np.float64)
-        near = np.abs((t_ref[sel].astype(np.float64) - t_sel) - offset_frames) <= tolerance_frames
-        return int(np.count_nonzero(near)), len(near)
+        times, of_track = self._near(track_id, offset_frames, speed, since_frame, tolerance_frames)
+        return len(times), of_track
 
     def first_heard(self, track_id: int, offset_frames: float, speed: float,
                     tolerance_frames: float = 4.0, run: int = 3, within_frames: float = 62.0) -> float | None:
         """The earliest query frame still in memory from which this track is heard at this
         offset: the first of `run` hits that fall within `within_frames` (a lone
         coincidental hit before the song began does not count)."""
-        window = self._hits.get(speed)
-        if window is None:
-            return None
-        track, t_ref, t_q = window.live()
-        sel = track == track_id
-        t_sel = t_q[sel].astype(np.float64)
-        times = t_sel[np.abs((t_ref[sel].astype(np.float64) - t_sel) - offset_frames) <= tolerance_frames]
+        times, _ = self._near(track_id, offset_frames, speed, None, tolerance_frames)
         times.sort()
         if len(times) < run:
             return float(times[0]) / speed if len(times) else None

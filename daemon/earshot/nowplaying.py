@@ -273,22 +273,17 @@ class NowPlaying:
 
 
 def poisson_tail(k: int, mu: float) -> float:
-    """P(X ≥ k) for X ~ Poisson(mu), summed in log space (k is at most a few hundred)."""
+    """P(X ≥ k) for X ~ Poisson(mu): the upper terms summed from k until they no longer count
+    (precise however small the tail; mu here is a few hits). Not scipy.special.gammainc,
+    which would bring 15 MB into a daemon that counts its memory."""
     if k <= 0:
         return 1.0
     if mu <= 0.0:
         return 0.0
-    log_terms = [i * math.log(mu) - mu - math.lgamma(i + 1) for i in range(k)]
-    below = sum(math.exp(t) for t in log_terms)
-    return max(0.0, 1.0 - below) if below < 0.99 else _upper_sum(k, mu)
-
-
-def _upper_sum(k: int, mu: float) -> float:
-    """P(X ≥ k) as the sum of the upper terms (precise when that tail is small)."""
     total, i = 0.0, k
     term = math.exp(k * math.log(mu) - mu - math.lgamma(k + 1))
     while term > total * 1e-16 and i < k + 10_000:
         total += term
         i += 1
         term *= mu / i
-    return total
+    return min(1.0, total)
