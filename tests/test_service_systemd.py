@@ -172,3 +172,48 @@ def test_a_pipeline_that_falls_behind_starves_the_watchdog(tmp_path, catalog, mo
     finally:
         listener.stop(timeout=10)
         cat.close()
+
+
+class _SilentInput:
+    """An input that opens but never delivers audio (a stuck sound server, a stdin that
+    stopped): every reopen succeeds and stalls again."""
+
+    def __init__(self, opened: list):
+        from earshot.audio.sources import SourceInfo
+        self.info = SourceInfo("silent", RATE, 1, realtime=True)
+        self.error, self.finished = None, False
+        opened.append(time.monotonic())
+
+    def start(self, ring) -> None:  # noqa: ANN001
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def test_an_input_that_reopens_but_stays_silent_keeps_the_watchdog_fed(tmp_path, catalog):
+    """Regression: after each reopen, the moments before the first hop withheld the watchdog,
+    so a stalled input fed it only now and then. And the backoff must keep growing across
+    reopens that bring no audio, not restart at its first step each time."""
+    from earshot.config import Config
+    from earshot.listener import Listener
+
+    config = Config.model_validate({"listen": {"stall_timeout_s": 0.5, "retry_max_s": 2.0}})
+    cat = Catalog.open(catalog, readonly=True)
+    opened: list[float] = []
+    listener = Listener(config, cat, lambda: _SilentInput(opened), lambda e: None)
+    listener.start()
+    try:
+        samples = []
+        deadline = time.monotonic() + 8.0
+        while time.monotonic() < deadline:
+            samples.append(listener.keeping_up())
+            time.sleep(0.05)
+        assert all(samples), f"watchdog withheld in {samples.count(False)} of {len(samples)} samples"
+        assert len(opened) >= 3, opened
+        waits = np.diff(opened)
+        # each wait = stall timeout + backoff (0.5, 1, 2, 2 …): growing, capped
+        assert waits[1] > waits[0] + 0.3 and waits.max() < 0.5 + 2.0 + 1.0, waits
+    finally:
+        listener.stop(timeout=10)
+        cat.close()

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Sink = Callable[[EventBase], None]
 MAX_GAP_FILL_S = 30.0      # a longer outage is not bridged with silence (the song has ended)
+RETRY_FIRST_S = 0.5        # the first retry after a loss; doubled up to [listen] retry_max_s
 HEARTBEAT_LIMIT_S = 5.0    # the pipeline thread goes round its loop far more often than this
 
 
@@ -66,6 +67,7 @@ class Listener:
         self._started = time.monotonic()
         self._last_audio = time.monotonic()      # when audio last arrived in the ring
         self._last_hop = time.monotonic()        # when the pipeline last processed a hop
+        self._retry_delay = RETRY_FIRST_S        # the next reopen's backoff
         self._heartbeat = time.monotonic()       # when the pipeline thread last went round its loop
         self._next_health = 0.0
         self._cpu_mark = (time.monotonic(), time.process_time())
@@ -111,7 +113,9 @@ class Listener:
             self.pipeline = self._new_pipeline(info.sample_rate, info.channels)
         self.source = source
         source.start(self.ring)
-        self._last_audio = time.monotonic()
+        # a freshly opened input counts as flowing and processed: the watchdog must not be
+        # withheld in the moments before its first hop arrives
+        self._last_audio = self._last_hop = time.monotonic()
         log.info("listening on %s at %g kHz, %d channel(s)", info.description, info.sample_rate / 1000, info.channels)
 
     def _new_pipeline(self, rate: int, channels: int) -> Pipeline:
@@ -156,6 +160,7 @@ class Listener:
             if available >= hop or (available and source.finished):
                 block = ring.read(hop, buf)
                 self._last_audio = self._last_hop = now
+                self._retry_delay = RETRY_FIRST_S        # audio arrives: the next loss starts afresh
                 if self.state != "paused":
                     self._process(block)
                 continue
@@ -210,8 +215,10 @@ class Listener:
         """Try to open the input with a growing backoff until it opens (True) or we are
         stopped (False). The loop stays responsive meanwhile: commands run, health goes
         out, and the heartbeat shows the watchdog that the daemon is alive and trying."""
-        delay = 0.5
         while not self._stop.is_set():
+            # the backoff keeps growing across an input that reopens but never delivers audio
+            delay = self._retry_delay
+            self._retry_delay = min(delay * 2, self.config.listen.retry_max_s)
             retry_at = time.monotonic() + delay
             while time.monotonic() < retry_at:
                 self._heartbeat = time.monotonic()
@@ -226,7 +233,6 @@ class Listener:
                 self._attach(source)
             except (DeviceError, EarshotError, OSError) as exc:
                 self.counters.last_error = f"{reason}; reopening: {exc}"
-                delay = min(delay * 2, self.config.listen.retry_max_s)
                 continue
             gap = time.monotonic() - lost_at
             if had_pipeline:
@@ -326,20 +332,23 @@ class Listener:
         return self._audio_base_s + (self.pipeline.stats.audio_s if self.pipeline else 0.0)
 
     def keeping_up(self) -> bool:
-        """For the watchdog: audio flows and the pipeline keeps up with it; or, with the
-        input lost, the thread is alive and retrying (a restart would not bring a missing
-        microphone back, and would end in systemd giving up on the service)."""
+        """For the watchdog: the pipeline thread is alive and going round its loop, and it
+        keeps up with the audio that arrives. A stalled or lost input still feeds the
+        watchdog while the thread retries (a restart would not bring a missing microphone
+        back, and would end in systemd giving up on the service): only a pipeline that
+        falls behind the audio, or a thread that hangs or died, starves it."""
         now = time.monotonic()
-        alive = self._thread is not None and self._thread.is_alive()
+        alive = (self._thread is not None and self._thread.is_alive()
+                 and now - self._heartbeat <= HEARTBEAT_LIMIT_S)
         if self.state == "lost":
-            return alive and now - self._heartbeat <= HEARTBEAT_LIMIT_S
+            return alive
         if self.state not in ("ok", "paused") or self.ring is None or self.pipeline is None:
             return False
-        limit = max(2.0, 4 * self.config.listen.hop_s)
-        flowing = now - self._last_audio <= self.config.listen.stall_timeout_s
-        processing = now - self._last_hop <= limit
-        backlog_ok = self.ring.available <= self.ring.capacity // 2
-        return flowing and processing and backlog_ok and (self._thread is not None and self._thread.is_alive())
+        hop = max(1, int(self.pipeline.sample_rate * self.config.listen.hop_s))
+        waiting = self.ring.available
+        behind = (waiting > self.ring.capacity // 2
+                  or (waiting >= hop and now - self._last_hop > max(2.0, 4 * self.config.listen.hop_s)))
+        return alive and not behind
 
     def health(self) -> HealthEvent:
         now, cpu = time.monotonic(), time.process_time()
