@@ -129,10 +129,17 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += [f"False positives on unknown songs: {fp['false_positives']}/{fp['queries']} "
                 f"= {fp['rate_percent']:.2f}% (by damage: "
                 + ", ".join(f"{k} {v}" for k, v in fp["by_damage"].items()) + ")", ""]
-        for hit in fp["examples"][:12]:
+        if "shared_recording" in fp:
+            out += [(f"Of these, {fp['shared_recording']} name a catalog recording the unknown song "
+                     "really mixes in (waveform correlation >= 0.1 at the reported alignment, in the "
+                     "fingerprint's band; unrelated passages stay near 0.02-0.05): still counted as false "
+                     f"positives above. Coincidences alone: {fp['coincidence_rate_percent']:.2f}%."), ""]
+        for hit in fp["examples"][:16]:
+            wc = hit.get("waveform_corr")
             out.append(f"- {hit['track']} @ {hit['start_s']:.1f} s ({hit['damage']}, "
                        f"{hit['length_s']:g} s) -> {hit['matched']} @ {hit['offset_s']:.1f} s, "
-                       f"confidence {hit['confidence']:.3f}, similarity {hit['similarity']:.2f}")
+                       f"confidence {hit['confidence']:.3f}, similarity {hit['similarity']:.2f}"
+                       + (f", waveform correlation {wc:.2f}" if wc is not None else ""))
         out.append("")
     ing = report.get("ingest")
     if ing:
