@@ -22,11 +22,13 @@ from .catalog import Catalog
 from .config import ListenSection, LoudnessSection, RecognitionSection
 from .events import BandLevel, EventBase, LoudnessEvent, SongReportEvent
 from .fingerprint import PeakStream
+from .heap import release_free_heap
 from .loudness import LoudnessMeter
 from .matcher import DEFAULT_SPEEDS, Match, MatchSession
 from .nowplaying import NowPlaying, NowPlayingParams, SongEnded
 
 EVAL_INTERVAL_S = 0.5
+HEAP_TRIM_INTERVAL_S = 5.0   # freed heap handed back this often (see heap.py)
 
 
 def wall_clock_stamp(_audio_s: float) -> datetime:
@@ -89,6 +91,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self._next_eval = EVAL_INTERVAL_S
         self._next_loudness = listen.loudness_interval_s
+        self._next_heap_trim = HEAP_TRIM_INTERVAL_S
         self._quiet = True
 
     # -- feeding -------------------------------------------------------------------------
@@ -117,6 +120,9 @@ class Pipeline:
         if now >= self._next_loudness:
             self._next_loudness = now + self.listen.loudness_interval_s
             events.append(self.loudness_event())
+        if now >= self._next_heap_trim:
+            self._next_heap_trim = now + HEAP_TRIM_INTERVAL_S
+            release_free_heap()
         self.stats.busy_s += time.thread_time() - t0
         return events
 
