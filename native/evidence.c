@@ -276,3 +276,26 @@ long long es_ev_join(const unsigned char *postings, const unsigned int *keys, lo
     }
     return found;
 }
+
+long long es_ev_near(const unsigned int *track, const unsigned int *t_ref, const float *t_q,
+                     long long n, double since, unsigned int track_id, double offset,
+                     double tolerance, double *out, long long cap, long long *of_track)
+{
+    long long near = 0, all = 0;
+    for (long long i = 0; i < n; i++) {
+        if (track[i] != track_id)
+            continue;
+        double q = (double)t_q[i];
+        if (!(q >= since))
+            continue;
+        all++;
+        if (fabs(((double)t_ref[i] - q) - offset) <= tolerance) {
+            if (near < cap)
+                out[near] = q;
+            near++;
+        }
+    }
+    if (of_track)
+        *of_track = all;
+    return near;
+}

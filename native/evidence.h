@@ -78,6 +78,16 @@ long long es_ev_join(const unsigned char *postings, const unsigned int *keys, lo
                      const long long *starts, const unsigned int *hashes, const float *times,
                      long long n_hashes, long long max_postings, unsigned int *out_track,
                      unsigned int *out_t_ref, float *out_t_q, long long cap);
+
+/**
+ * One track's hits near one offset, without copying the window: among hits i with
+ * t_q[i] >= since and track[i] == track_id, those with |t_ref - t_q - offset| <= tolerance
+ * have their t_q written to out (at most cap, in order). Returns how many are near; *of_track
+ * receives how many hits of the track there are in all (since `since`).
+ */
+long long es_ev_near(const unsigned int *track, const unsigned int *t_ref, const float *t_q,
+                     long long n, double since, unsigned int track_id, double offset,
+                     double tolerance, double *out, long long cap, long long *of_track);
 /* CFFI-END */
 
 #endif

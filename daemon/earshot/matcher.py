@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import Catalog, Track
-from .evidence import EvidenceWindow, PostingRuns, Scorer
+from .evidence import EvidenceWindow, PostingRuns, Scorer, near
 from .fingerprint import PEAK_DTYPE, FingerprintParams, HashStream
 
 # speed hypotheses: the query is taken as played s times too fast
@@ -76,6 +76,7 @@ class MatchSession:
         self._consumed: dict[float, int] = {}  # chunks already hashed, per speed (absolute)
         self._frames_final = 0
         self._track_cache: dict[int, Track] = {}
+        self._active = tuple(speeds)           # hypotheses hashed as peaks arrive (see focus)
 
     # -- feeding -------------------------------------------------------------------------
     def add_peaks(self, peaks: np.ndarray, frames_final: int | None, speeds: tuple[float, ...] | None = None) -> None:
@@ -83,12 +84,34 @@ class MatchSession:
         self._chunks.append(np.asarray(peaks, dtype=PEAK_DTYPE))
         if frames_final is not None:
             self._frames_final = frames_final
-        self._feed_speeds(tuple(speeds or self.speeds), frames_final)
+        self._feed_speeds(tuple(speeds or self._active), frames_final)
         self._drop_hashed_chunks()
 
+    def focus(self, speeds: tuple[float, ...] | None) -> None:
+        """Hash only these hypotheses from now on (None: all of them again). While a song
+        plays at a known speed the others cost lookups and evidence for nothing; their
+        windows empty as the stream moves on. A hypothesis taken up again starts from the
+        peaks that arrive next (its old stream state and the peaks it missed are dropped);
+        the p-value still counts every hypothesis hashed."""
+        active = tuple(self.speeds) if speeds is None else tuple(s for s in self.speeds if s in speeds)
+        if not active:
+            raise ValueError(f"no speed hypothesis of {self.speeds} in {speeds}")
+        total = self._chunk_base + len(self._chunks)
+        for s in active:
+            if s not in self._active:
+                self._streams[s] = HashStream(self.params.query_hash, s)
+                self._consumed[s] = total
+        self._active = active
+        self._drop_hashed_chunks()
+
+    @property
+    def active_speeds(self) -> tuple[float, ...]:
+        return self._active
+
     def _drop_hashed_chunks(self) -> None:
-        """Chunks every speed has hashed are kept no longer (bounded memory when live)."""
-        done = min(self._consumed.get(s, 0) for s in self.speeds)
+        """Chunks every hypothesis being hashed has seen are kept no longer (bounded memory
+        when live)."""
+        done = min(self._consumed.get(s, 0) for s in self._active)
         if done > self._chunk_base:
             del self._chunks[:done - self._chunk_base]
             self._chunk_base = done
@@ -148,13 +171,10 @@ class MatchSession:
         """The query frames (catalog time scale) of one track's hits at (about) one offset
         since a frame, and how many hits that track has there in all."""
         window = self._hits.get(speed)
-        if window is None:
+        if window is None or track_id < 0 or track_id >= 1 << 32:
             return np.empty(0), 0
-        track, t_ref, t_q = window.live(None if since_frame is None else since_frame * speed)
-        sel = track == track_id
-        t_sel = t_q[sel].astype(np.float64)
-        near = np.abs((t_ref[sel].astype(np.float64) - t_sel) - offset_frames) <= tolerance_frames
-        return t_sel[near], len(t_sel)
+        return near(window, track_id, offset_frames, tolerance_frames,
+                    None if since_frame is None else since_frame * speed)
 
     def support(self, track_id: int, offset_frames: float, speed: float,
                 since_frame: float | None = None, tolerance_frames: float = 4.0) -> tuple[int, float | None]:
