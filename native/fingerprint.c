@@ -33,6 +33,8 @@ struct es_fp {
     long final;      /* frames whose peaks were emitted */
     float *scratch;  /* 2 x nb, for the max filter */
     es_fp_peak *cand; /* candidates of one frame */
+    const float **nrow; /* ring: the time neighbours' fmax rows of the frame being emitted */
+    char *nlater;       /* ring: whether that neighbour is later (ties then let a peak stand) */
     int cand_cap;
 };
 
@@ -104,8 +106,10 @@ int es_fp_new(const es_fp_params *p, es_fp **out)
     fp->csum = malloc(sizeof(double) * (size_t)fp->ring * (fp->nb + 1));
     fp->cand = malloc(sizeof(es_fp_peak) * (size_t)fp->cand_cap);
     fp->scratch = malloc(sizeof(float) * 2 * (size_t)fp->nb);
+    fp->nrow = malloc(sizeof(*fp->nrow) * (size_t)fp->ring);
+    fp->nlater = malloc((size_t)fp->ring);
     if (!fp->window || !fp->inbuf || !fp->power || !fp->level || !fp->fmax ||
-        !fp->csum || !fp->cand || !fp->scratch) {
+        !fp->csum || !fp->cand || !fp->scratch || !fp->nrow || !fp->nlater) {
         es_fp_free(fp);
         return ES_FP_ENOMEM;
     }
@@ -135,6 +139,8 @@ void es_fp_free(es_fp *fp)
     free(fp->csum);
     free(fp->cand);
     free(fp->scratch);
+    free(fp->nrow);
+    free(fp->nlater);
     free(fp);
 }
 
@@ -254,11 +260,22 @@ static int emit_frame(es_fp *fp, long t, es_fp_peak *out)
     const double *cs = fp->csum + (size_t)(t % fp->ring) * (nb + 1);
     const float bin_hz = (float)p->sample_rate / p->n_fft;
     int nc = 0;
-    long t0 = t - rt < 0 ? 0 : t - rt;
-    long t1 = t + rt > fp->frames - 1 ? fp->frames - 1 : t + rt;
+    const float *mx = row(fp->fmax, fp, t);
+    /* the time neighbours present, nearest first: most candidates fail on the nearest */
+    int nn = 0;
+    for (int d = 1; d <= rt; d++) {
+        if (t - d >= 0) {
+            fp->nrow[nn] = row(fp->fmax, fp, t - d);
+            fp->nlater[nn++] = 0;
+        }
+        if (t + d <= fp->frames - 1) {
+            fp->nrow[nn] = row(fp->fmax, fp, t + d);
+            fp->nlater[nn++] = 1;
+        }
+    }
     for (int b = 1; b < nb - 1; b++) {
         const float v = lv[b];
-        if (v <= p->floor_db || v < row(fp->fmax, fp, t)[b])
+        if (v <= p->floor_db || v < mx[b])
             continue;
         /* local maximum along frequency, with the tie rule */
         int ok = 1;
@@ -270,11 +287,9 @@ static int emit_frame(es_fp *fp, long t, es_fp_peak *out)
         }
         if (!ok)
             continue;
-        for (long u = t0; u <= t1 && ok; u++) {
-            if (u == t)
-                continue;
-            const float m = row(fp->fmax, fp, u)[b];
-            if (u < t ? m >= v : m > v)
+        for (int k = 0; k < nn && ok; k++) {
+            const float m = fp->nrow[k][b];
+            if (fp->nlater[k] ? m > v : m >= v)
                 ok = 0;
         }
         if (!ok)
