@@ -423,13 +423,16 @@ class Catalog:
             [keys[i:i + 4] for i in range(0, len(keys), 4)],
             dupdata=True, dupfixed_bytes=POSTING_BYTES, keyfixed=True,
         )
-        # (hash u32, track u24, frame u24) records widened to LOOKUP_DTYPE's three u32
-        rec = np.frombuffer(raw, np.uint8).reshape(-1, 4 + POSTING_BYTES)
-        out = np.zeros(len(rec), LOOKUP_DTYPE)
-        wide = out.view(np.uint8).reshape(-1, 12)
-        wide[:, 0:4] = rec[:, 0:4]
-        wide[:, 5:8] = rec[:, 4:7]
-        wide[:, 9:12] = rec[:, 7:10]
+        # (hash u32, track u24, frame u24) records widened to LOOKUP_DTYPE's three u32:
+        # a record's last eight bytes read as one big-endian u64 hold the six-byte value
+        n = len(raw) // (4 + POSTING_BYTES)
+        out = np.empty(n, LOOKUP_DTYPE)
+        if n:
+            stride = (4 + POSTING_BYTES,)
+            out["hash"] = np.ndarray((n,), ">u4", raw, 0, stride)
+            value = np.ndarray((n,), ">u8", raw, 4 + POSTING_BYTES - 8, stride) & 0xFFFFFFFFFFFF
+            out["track"] = value >> 24
+            out["time"] = value & 0xFFFFFF
         return out
 
 
