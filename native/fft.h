@@ -25,6 +25,10 @@ int es_fft_size(const es_fft *fft);
 void es_fft_real(es_fft *fft, const float *in, float *out);
 /** Power spectrum |X[k]|^2 of n real samples: n/2+1 floats in out. */
 void es_fft_power(es_fft *fft, const float *in, float *out);
+
+/** Power spectrum of in[i] * window[i] (n floats each): the same values as es_fft_power on
+ * the windowed frame, without a pass to build it. */
+void es_fft_power_windowed(es_fft *fft, const float *in, const float *window, float *out);
 /* CFFI-END */
 
 #endif

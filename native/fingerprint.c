@@ -13,14 +13,16 @@
 #endif
 
 #define MAX_FANOUT 64
+#define IN_HOPS 32
 
 struct es_fp {
     es_fp_params p;
     es_fft *fft;
     float *window;   /* n_fft */
-    float *inbuf;    /* n_fft samples of the frame being filled */
-    int filled;
-    float *frame;    /* windowed frame */
+    float *inbuf;    /* input samples: the frame being filled starts at `start` */
+    int in_cap;      /* inbuf size: n_fft + IN_HOPS hops, so it moves once every IN_HOPS frames */
+    int start;       /* where the next frame starts in inbuf */
+    int filled;      /* samples in inbuf */
     float *power;    /* n_fft/2+1 */
     int lo, nb;      /* first bin in band, bins in band */
     int ring;        /* frames kept */
@@ -31,6 +33,8 @@ struct es_fp {
     long final;      /* frames whose peaks were emitted */
     float *scratch;  /* 2 x nb, for the max filter */
     es_fp_peak *cand; /* candidates of one frame */
+    const float **nrow; /* ring: the time neighbours' fmax rows of the frame being emitted */
+    char *nlater;       /* ring: whether that neighbour is later (ties then let a peak stand) */
     int cand_cap;
 };
 
@@ -94,16 +98,18 @@ int es_fp_new(const es_fp_params *p, es_fp **out)
     fp->ring = 2 * p->time_radius + 2;
     fp->cand_cap = fp->nb / 2 + 1;
     fp->window = malloc(sizeof(float) * (size_t)p->n_fft);
-    fp->inbuf = malloc(sizeof(float) * (size_t)p->n_fft);
-    fp->frame = malloc(sizeof(float) * (size_t)p->n_fft);
+    fp->in_cap = p->n_fft + IN_HOPS * p->hop;
+    fp->inbuf = malloc(sizeof(float) * (size_t)fp->in_cap);
     fp->power = malloc(sizeof(float) * (size_t)(p->n_fft / 2 + 1));
     fp->level = malloc(sizeof(float) * (size_t)fp->ring * fp->nb);
     fp->fmax = malloc(sizeof(float) * (size_t)fp->ring * fp->nb);
     fp->csum = malloc(sizeof(double) * (size_t)fp->ring * (fp->nb + 1));
     fp->cand = malloc(sizeof(es_fp_peak) * (size_t)fp->cand_cap);
     fp->scratch = malloc(sizeof(float) * 2 * (size_t)fp->nb);
-    if (!fp->window || !fp->inbuf || !fp->frame || !fp->power || !fp->level || !fp->fmax ||
-        !fp->csum || !fp->cand || !fp->scratch) {
+    fp->nrow = malloc(sizeof(*fp->nrow) * (size_t)fp->ring);
+    fp->nlater = malloc((size_t)fp->ring);
+    if (!fp->window || !fp->inbuf || !fp->power || !fp->level || !fp->fmax ||
+        !fp->csum || !fp->cand || !fp->scratch || !fp->nrow || !fp->nlater) {
         es_fp_free(fp);
         return ES_FP_ENOMEM;
     }
@@ -127,18 +133,20 @@ void es_fp_free(es_fp *fp)
     es_fft_free(fp->fft);
     free(fp->window);
     free(fp->inbuf);
-    free(fp->frame);
     free(fp->power);
     free(fp->level);
     free(fp->fmax);
     free(fp->csum);
     free(fp->cand);
     free(fp->scratch);
+    free(fp->nrow);
+    free(fp->nlater);
     free(fp);
 }
 
 void es_fp_reset(es_fp *fp)
 {
+    fp->start = 0;
     fp->filled = 0;
     fp->frames = 0;
     fp->final = 0;
@@ -158,10 +166,15 @@ static void max_filter(const float *x, float *out, int n, int r, float *scratch)
 {
     const int w = 2 * r + 1;
     float *left = scratch, *right = scratch + n;
-    for (int i = 0; i < n; i++)
-        left[i] = (i % w == 0 || x[i] > left[i - 1]) ? x[i] : left[i - 1];
-    for (int i = n - 1; i >= 0; i--)
-        right[i] = (i == n - 1 || (i + 1) % w == 0 || x[i] > right[i + 1]) ? x[i] : right[i + 1];
+    for (int bs = 0; bs < n; bs += w) {
+        const int be = bs + w < n ? bs + w - 1 : n - 1;
+        left[bs] = x[bs];
+        for (int i = bs + 1; i <= be; i++)
+            left[i] = x[i] > left[i - 1] ? x[i] : left[i - 1];
+        right[be] = x[be];
+        for (int i = be - 1; i >= bs; i--)
+            right[i] = x[i] > right[i + 1] ? x[i] : right[i + 1];
+    }
     for (int b = 0; b < n; b++) {
         const int a = b - r < 0 ? 0 : b - r;
         const int e = b + r >= n ? n - 1 : b + r;
@@ -190,23 +203,23 @@ static float fast_log2(float x)
     return (float)e + p;
 }
 
-/* Spectrum of the buffered frame into ring slot `frames`. */
+/* Spectrum of the frame at inbuf[start] into ring slot `frames`. */
 static void analyse_frame(es_fp *fp)
 {
     const es_fp_params *p = &fp->p;
-    for (int i = 0; i < p->n_fft; i++)
-        fp->frame[i] = fp->inbuf[i] * fp->window[i];
-    es_fft_power(fp->fft, fp->frame, fp->power);
+    es_fft_power_windowed(fp->fft, fp->inbuf + fp->start, fp->window, fp->power);
     float *lv = row(fp->level, fp, fp->frames);
     float *mx = row(fp->fmax, fp, fp->frames);
     double *cs = fp->csum + (size_t)(fp->frames % fp->ring) * (fp->nb + 1);
     const float floor_db = p->floor_db;
-    cs[0] = 0.0;
+    const float *pw = fp->power + fp->lo;
     for (int b = 0; b < fp->nb; b++) {
-        float db = 3.0102999566f * fast_log2(fp->power[fp->lo + b] + 1e-12f);
+        float db = 3.0102999566f * fast_log2(pw[b] + 1e-12f);
         lv[b] = db < floor_db ? floor_db : db;
-        cs[b + 1] = cs[b] + lv[b];
     }
+    cs[0] = 0.0;
+    for (int b = 0; b < fp->nb; b++)
+        cs[b + 1] = cs[b] + lv[b];
     max_filter(lv, mx, fp->nb, p->freq_radius, fp->scratch);
     fp->frames++;
 }
@@ -247,11 +260,22 @@ static int emit_frame(es_fp *fp, long t, es_fp_peak *out)
     const double *cs = fp->csum + (size_t)(t % fp->ring) * (nb + 1);
     const float bin_hz = (float)p->sample_rate / p->n_fft;
     int nc = 0;
-    long t0 = t - rt < 0 ? 0 : t - rt;
-    long t1 = t + rt > fp->frames - 1 ? fp->frames - 1 : t + rt;
+    const float *mx = row(fp->fmax, fp, t);
+    /* the time neighbours present, nearest first: most candidates fail on the nearest */
+    int nn = 0;
+    for (int d = 1; d <= rt; d++) {
+        if (t - d >= 0) {
+            fp->nrow[nn] = row(fp->fmax, fp, t - d);
+            fp->nlater[nn++] = 0;
+        }
+        if (t + d <= fp->frames - 1) {
+            fp->nrow[nn] = row(fp->fmax, fp, t + d);
+            fp->nlater[nn++] = 1;
+        }
+    }
     for (int b = 1; b < nb - 1; b++) {
         const float v = lv[b];
-        if (v <= p->floor_db || v < row(fp->fmax, fp, t)[b])
+        if (v <= p->floor_db || v < mx[b])
             continue;
         /* local maximum along frequency, with the tie rule */
         int ok = 1;
@@ -263,11 +287,9 @@ static int emit_frame(es_fp *fp, long t, es_fp_peak *out)
         }
         if (!ok)
             continue;
-        for (long u = t0; u <= t1 && ok; u++) {
-            if (u == t)
-                continue;
-            const float m = row(fp->fmax, fp, u)[b];
-            if (u < t ? m >= v : m > v)
+        for (int k = 0; k < nn && ok; k++) {
+            const float m = fp->nrow[k][b];
+            if (fp->nlater[k] ? m > v : m >= v)
                 ok = 0;
         }
         if (!ok)
@@ -305,17 +327,22 @@ int es_fp_process(es_fp *fp, const float *x, int n, es_fp_peak *out, int cap, in
     while (used < n) {
         if (cap - written < p->max_peaks_per_frame)
             break;
-        int take = p->n_fft - fp->filled;
+        if (fp->start + p->n_fft > fp->in_cap) {
+            /* no room for the frame: move its samples so far to the front */
+            memmove(fp->inbuf, fp->inbuf + fp->start, sizeof(float) * (size_t)(fp->filled - fp->start));
+            fp->filled -= fp->start;
+            fp->start = 0;
+        }
+        int take = fp->start + p->n_fft - fp->filled;
         if (take > n - used)
             take = n - used;
         memcpy(fp->inbuf + fp->filled, x + used, sizeof(float) * (size_t)take);
         fp->filled += take;
         used += take;
-        if (fp->filled < p->n_fft)
+        if (fp->filled < fp->start + p->n_fft)
             break;
         analyse_frame(fp);
-        memmove(fp->inbuf, fp->inbuf + p->hop, sizeof(float) * (size_t)(p->n_fft - p->hop));
-        fp->filled = p->n_fft - p->hop;
+        fp->start += p->hop;
         /* frame t is final once t + time_radius + 1 exists (interpolation needs t + 1) */
         long t = fp->frames - 1 - p->time_radius;
         if (t >= 0) {

@@ -18,7 +18,7 @@ def track(n: int, seed: int, digest: str) -> NewTrack:
 
 def postings_of(cat: Catalog, track_id: int) -> int:
     with cat.reader() as txn:
-        return sum(1 for _, v in txn.cursor(db=cat._postings) if int.from_bytes(v[:4], "big") == track_id)
+        return sum(1 for _, v in txn.cursor(db=cat._postings) if int.from_bytes(v[:3], "big") == track_id)
 
 
 def test_add_and_reopen(tmp_path):
@@ -134,3 +134,82 @@ def test_reader_sees_new_tracks_at_its_next_transaction(tmp_path):
             assert old_txn.stat(reader._tracks)["entries"] == 1
         assert reader.track_count() == 2
         assert reader.find_digest("late") == 2
+
+
+def _expected_postings(items: list[NewTrack], first_id: int = 1) -> np.ndarray:
+    """(hash, track, frame) of every distinct posting, in the order lookup gives them."""
+    rows = {(int(h), first_id + i, int(np.rint(t))) for i, it in enumerate(items)
+            for h, t in zip(it.hashes, it.times)}
+    return np.array(sorted(rows), dtype=np.int64)
+
+
+def _looked_up(cat: Catalog, hashes: np.ndarray) -> np.ndarray:
+    found = cat.lookup(np.unique(hashes))
+    return np.stack([found["hash"], found["track"], found["time"]], axis=1).astype(np.int64)
+
+
+def test_six_byte_postings_round_trip_every_field(tmp_path):
+    # frames past 16 bits and several tracks: the u24 fields come back whole, in order
+    items = [replace(track(400, s, f"r{s}"), times=np.sort(np.random.default_rng(s).uniform(0, 9e6, 400)))
+             for s in range(3)]
+    with Catalog.open(tmp_path / "cat", create=True) as cat:
+        cat.add_tracks(items[:1])
+        cat.add_tracks(items[1:])
+        every = np.concatenate([it.hashes for it in items])
+        assert np.array_equal(_looked_up(cat, every), _expected_postings(items))
+        with cat.reader() as txn:
+            assert {len(v) for _, v in txn.cursor(db=cat._postings)} == {6}
+
+
+def test_a_track_longer_than_the_posting_frame_field_is_refused(tmp_path):
+    long = replace(track(10, 1, "long"), times=np.array([0, 2**24], np.float32)[np.arange(10) % 2],
+                   duration_s=80 * 3600.0, hashes=np.arange(10, dtype=np.uint32))
+    with Catalog.open(tmp_path / "cat", create=True) as cat:
+        with pytest.raises(CatalogError, match="longer than a catalog track can be"):
+            cat.add_tracks([long])
+        assert cat.track_count() == 0 and cat.stats().postings == 0
+
+
+def test_a_catalog_out_of_track_ids_is_refused(tmp_path):
+    import struct
+    from earshot.catalog import MAX_TRACK_ID
+
+    with Catalog.open(tmp_path / "cat", create=True) as cat:
+        with cat.env.begin(write=True) as txn:
+            txn.put(b"next_track_id", struct.pack(">I", MAX_TRACK_ID + 1), db=cat._meta)
+        with pytest.raises(CatalogError, match="catalog is full"):
+            cat.add_tracks([track(10, 1, "one too many")])
+
+
+def test_an_older_schema_is_refused_with_advice(tmp_path):
+    import json
+
+    path = tmp_path / "cat"
+    with Catalog.open(path, create=True) as cat:
+        with cat.env.begin(write=True, db=cat._meta) as txn:
+            meta = json.loads(txn.get(b"meta"))
+            txn.put(b"meta", json.dumps({**meta, "schema": 1}).encode())
+    with pytest.raises(CatalogError, match=r"schema 1 is not the supported 2: rebuild it with `earshot ingest --rebuild"):
+        Catalog.open(path)
+
+
+def test_compact_rebuilds_full_pages_and_keeps_every_record(tmp_path):
+    items = [track(3000, s, f"c{s}") for s in range(8)]
+    with Catalog.open(tmp_path / "cat", create=True) as cat:
+        for it in items:  # one transaction per track, as ingest does: free pages pile up
+            cat.add_tracks([it])
+        cat.remove_track(3)
+        every = np.concatenate([it.hashes for it in items])
+        looked = _looked_up(cat, every)
+        tracks_before = [t.to_json() for t in cat.tracks()]
+        before, after = cat.compact()
+        assert after < before / 2
+        assert np.array_equal(_looked_up(cat, every), looked)
+        assert [t.to_json() for t in cat.tracks()] == tracks_before
+        expected = _expected_postings(items)
+        assert np.array_equal(looked, expected[expected[:, 1] != 3])
+        # still a working catalog: dedup, new ids after the old ones, removal
+        assert cat.add_tracks([track(10, 99, "c0")]) == [(1, False)]
+        assert cat.add_tracks([track(10, 100, "new")]) == [(9, True)]
+        cat.remove_track(1)
+        assert postings_of(cat, 1) == 0 and postings_of(cat, 9) == 10

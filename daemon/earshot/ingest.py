@@ -1,15 +1,20 @@
 """Ingest: decode → fingerprint → store. The engine behind `earshot ingest`."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .audio.decode import Audio, Limits, audio_digest, decode, file_digest
-from .audio.resample import mix_mono, resample
+from .audio.decode import Audio, Limits, decode, file_digest
+from .audio.resample import Resampler, mix_mono, resample
 from .catalog import Catalog, NewTrack
-from .fingerprint import FingerprintParams, fingerprint_signal
+from .fingerprint import FingerprintParams, PeakStream, hash_peaks
+
+# Frames per step of the ingest pipeline: small enough that the mono mix, the resampled
+# block and the spectra stay in cache, large enough that the per-call cost is nothing.
+_BLOCK_FRAMES = 1 << 17
 from .tags import TrackMeta, read_meta
 
 
@@ -27,6 +32,34 @@ def fingerprint_rate_signal(audio: Audio, params: FingerprintParams) -> np.ndarr
     return resample(mix_mono(audio.samples), audio.sample_rate, params.sample_rate)
 
 
+def catalog_fingerprint(audio: Audio, params: FingerprintParams) -> tuple[np.ndarray, np.ndarray, str]:
+    """The catalog hashes and anchor times of decoded audio, and its content digest.
+
+    One pass in cache-sized blocks (mix → resample → peaks; each stage streams, so the
+    result is exactly that of whole-signal calls), never holding the whole mono or
+    resampled signal. The digest is SHA-256 of the fingerprint-rate mono signal: the same
+    audio in another container or with other tags has the same digest, and audio that only
+    differs where the fingerprint cannot see (above its band, between channels) would index
+    identically, so it is the same track to the catalog. Hashing that signal rather than the
+    decoded samples costs a tenth: at 44.1 kHz stereo SHA-256 of the samples took as long as
+    the fingerprint."""
+    rate = params.sample_rate
+    resampler = Resampler(audio.sample_rate, rate)
+    peaks = PeakStream(params.catalog_peaks)
+    digest = hashlib.sha256(f"earshot-fp-signal:{rate}:".encode())
+    found = []
+    samples = audio.samples
+    for start in range(0, len(samples), _BLOCK_FRAMES):
+        signal = resampler.process(mix_mono(samples[start:start + _BLOCK_FRAMES]))
+        digest.update(memoryview(signal))
+        found.append(peaks.process(signal))
+    tail = resampler.flush()
+    digest.update(memoryview(tail))
+    found += [peaks.process(tail), peaks.flush()]
+    hashes, times = hash_peaks(np.concatenate(found), params.catalog_hash)
+    return hashes, times, digest.hexdigest()
+
+
 def prepare_audio(
     audio: Audio, meta: TrackMeta | dict, source: str, params: FingerprintParams,
     file_digest: str | None = None,
@@ -34,10 +67,9 @@ def prepare_audio(
     """Fingerprint decoded audio into a track ready to store."""
     if isinstance(meta, dict):
         meta = TrackMeta(meta["title"], meta.get("artist"), meta.get("album"))
-    signal = fingerprint_rate_signal(audio, params)
-    fp = fingerprint_signal(signal, params.catalog_peaks, params.catalog_hash)
+    hashes, times, digest = catalog_fingerprint(audio, params)
     return NewTrack(meta.title, meta.artist, meta.album, audio.duration_s, source,
-                    audio_digest(audio), file_digest, fp.hashes, fp.times)
+                    digest, file_digest, hashes, times)
 
 
 def prepare_file(path: Path, params: FingerprintParams, limits: Limits = Limits(),
