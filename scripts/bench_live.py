@@ -34,6 +34,7 @@ import math
 import os
 import resource
 import signal
+import shutil
 import subprocess
 import sys
 import threading
@@ -187,14 +188,30 @@ def catalog_figures(path: Path) -> dict[str, Any]:
             "file_mb": size / 1e6, "sources": sources}
 
 
+def catalog_opens(path: Path) -> bool:
+    """Whether this earshot can read the catalog (not one built with another format)."""
+    from earshot.catalog import Catalog
+    from earshot.errors import CatalogError
+
+    try:
+        Catalog.open(path, readonly=True).close()
+    except CatalogError as exc:
+        print(f"not reusing {path}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def ensure_catalog(path: Path, known: list[CorpusTrack], unknown: list[CorpusTrack]) -> dict[str, Any]:
     """The known songs plus more Debian soundtracks, >= 10 h, built once with `earshot ingest`."""
     marker = path.parent / (path.name + ".json")
     if marker.exists() and (path / "data.mdb").exists():
         info = json.loads(marker.read_text())
-        if info["hours"] >= CATALOG_MIN_HOURS and not ({str(t.path) for t in unknown} & set(info["sources"])):
+        if (info["hours"] >= CATALOG_MIN_HOURS and not ({str(t.path) for t in unknown} & set(info["sources"]))
+                and catalog_opens(path)):
             print(f"reusing the catalog {path} ({info['hours']:.2f} h)", file=sys.stderr)
             return info
+    if path.exists():
+        shutil.rmtree(path)     # built by an older earshot (another format): build it afresh
     extra_packages = bench_corpus.ensure_packages(EXTRA_PACKAGES)
     extra = bench_corpus.build_corpus(extra_packages, OUT / "corpus")
     files = [t.path for t in known] + [t.path for t in extra]

@@ -47,6 +47,7 @@ from bench_queries import (
     waveform_correlation,
 )
 from earshot.audio.decode import Audio, decode
+from earshot.errors import CatalogError
 from earshot.testing import damage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -382,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="earshot-bench-"))
     catalog_dir = args.catalog.resolve() if args.catalog else tmp / "catalog"
     reuse = (catalog_dir / "data.mdb").exists()
-    engine = Engine(catalog_dir, create=not reuse, min_confidence=args.min_confidence)
+    try:
+        engine = Engine(catalog_dir, create=not reuse, min_confidence=args.min_confidence)
+    except CatalogError as exc:
+        print(f"{catalog_dir}: {exc}", file=sys.stderr)
+        return 2
     selected = [damage.standard_damages()[n] for n in damages]
     preroll_s = max(d.source_extent(1, 1000)[0] for d in selected) / 1000 + 0.01
     report: dict[str, Any] = {"settings": {
@@ -412,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
                             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         reset_peak_rss()
         report["index"] = engine.index_figures()
+        if not reuse:
+            # what `earshot catalog compact` makes of it (the queries then run on that file)
+            t0 = time.perf_counter()
+            _, after = engine.catalog.compact()
+            report["index"].update(compacted_bytes=after, compact_s=time.perf_counter() - t0,
+                                   compacted_mb_per_hour=after / 1e6 / report["index"]["hours"])
         excerpts.sort(key=lambda e: e.plan.plan_id)
         results = query_phase(engine, excerpts, damages, args.seed)
         report["memory"]["query_peak_mb"] = peak_rss_mb()

@@ -149,7 +149,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     idx = report["index"]
     out += [(f"Index: {idx['file_bytes'] / 1e6:.1f} MB data.mdb ({idx['used_bytes'] / 1e6:.1f} MB "
             f"in used pages) for {idx['hours']:.2f} h = {idx['mb_per_hour']:.2f} MB/h; "
-            f"{idx['postings']} postings."), ""]
+            f"{idx['postings']} postings."
+            + (f" After `earshot catalog compact` ({idx['compact_s']:.1f} s): "
+               f"{idx['compacted_bytes'] / 1e6:.1f} MB = {idx['compacted_mb_per_hour']:.2f} MB/h."
+               if "compacted_bytes" in idx else "")), ""]
     lat = report["latency"]
     out += ["| query latency (identify only) | n | median | p95 | max |", "|---|---|---|---|---|"]
     for key, s in lat.items():
