@@ -220,6 +220,8 @@ def ensure_catalog(path: Path, known: list[CorpusTrack], unknown: list[CorpusTra
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "earshot", "ingest", "--catalog", str(path), "-q",
                     *map(str, files)], check=True)
+    # as the README advises after a large ingest (the daemon stopped): full pages, no free ones
+    subprocess.run([sys.executable, "-m", "earshot", "catalog", "compact", "--catalog", str(path)], check=True)
     info = catalog_figures(path)
     info.update(packages=list(bench_corpus.PACKAGES) + extra_packages, known_hours=sum(
         t.duration_s for t in known) / 3600, extra_hours=sum(t.duration_s for t in extra) / 3600,

@@ -213,3 +213,29 @@ def test_compact_rebuilds_full_pages_and_keeps_every_record(tmp_path):
         assert cat.add_tracks([track(10, 100, "new")]) == [(9, True)]
         cat.remove_track(1)
         assert postings_of(cat, 1) == 0 and postings_of(cat, 9) == 10
+
+
+def test_compact_is_refused_while_another_process_reads(tmp_path):
+    """A daemon reading the catalog would stay on the replaced file and never see another
+    track: compaction waits until it is stopped, and nothing is lost meanwhile."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "cat"
+    with Catalog.open(path, create=True) as cat:
+        cat.add_tracks([track(500, 1, "a")])
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom earshot.catalog import Catalog\n"
+         f"c = Catalog.open({str(path)!r}, readonly=True)\nc.tracks()\nprint('open', flush=True)\n"
+         "sys.stdin.read()\n"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        with Catalog.open(path) as cat:
+            with pytest.raises(CatalogError, match=r"open in another process.*stop it"):
+                cat.compact()
+            assert cat.track_count() == 1
+    finally:
+        reader.communicate("", timeout=20)
+    with Catalog.open(path) as cat:      # the reader gone: compaction goes ahead
+        cat.compact()
+        assert cat.track_count() == 1 and postings_of(cat, 1) == 500

@@ -18,6 +18,7 @@ transaction, so a crash or power cut never leaves half a track. The map grows wh
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import struct
@@ -142,6 +143,7 @@ class Catalog:
         self._digests = env.open_db(b"digests", **opts)
         self._postings = env.open_db(b"postings", dupsort=True, dupfixed=True, **opts)
         self._track_hashes = env.open_db(b"track_hashes", **opts)
+        self._in_use: int | None = None     # set by `open`: the shared hold on the in-use file
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -155,27 +157,34 @@ class Catalog:
         if not data_file.exists():
             if path.exists() and not path.is_dir():
                 raise CatalogError(f"{path}: is a file, not a catalog folder")
-            if path.is_dir() and any(path.iterdir()) and not create:
+            if path.is_dir() and any(f.name != IN_USE_FILE for f in path.iterdir()) and not create:
                 raise CatalogError(f"{path}: is not an earshot catalog (no data.mdb)")
             if not create:
                 raise CatalogError(
                     f"{path}: no catalog here; build one with `earshot ingest --catalog {path} MUSIC_FOLDER`"
                 )
-            if path.is_dir() and any(path.iterdir()):
+            if path.is_dir() and any(f.name != IN_USE_FILE for f in path.iterdir()):
                 raise CatalogError(f"{path}: folder is not empty and is not an earshot catalog")
             path.mkdir(parents=True, exist_ok=True)
         if readonly and not os.access(data_file, os.R_OK):
             raise CatalogError(f"{path}: catalog is not readable (permissions)")
+        # held before the environment opens: a compaction in progress finishes first
+        in_use = _hold_in_use(path)
         try:
             size = max(map_size, data_file.stat().st_size if data_file.exists() else 0)
             env = _open_env(path, size, readonly)
         except lmdb.Error as exc:
+            if in_use is not None:
+                os.close(in_use)
             raise CatalogError(f"{path}: cannot open catalog ({exc})") from None
         try:
             catalog = cls._attach(env, path, params, readonly)
         except BaseException:
             env.close()
+            if in_use is not None:
+                os.close(in_use)
             raise
+        catalog._in_use = in_use
         return catalog
 
     @classmethod
@@ -213,6 +222,9 @@ class Catalog:
 
     def close(self) -> None:
         self.env.close()
+        if self._in_use is not None:
+            os.close(self._in_use)      # releases the hold
+            self._in_use = None
 
     def __enter__(self) -> "Catalog":
         return self
@@ -380,7 +392,16 @@ class Catalog:
         as many free pages as used ones (copy-on-write). Measured on 6 h of music: 9.6 MB/h
         as ingested, 4.1 MB/h after LMDB's compacting copy, 3.0 MB/h rebuilt.
 
-        Only while no other process has the catalog open (stop the daemon first)."""
+        Only while no other process has the catalog open (stop the daemon first): a reader
+        would stay on the old file and never see another track; refused otherwise."""
+        if self._in_use is None:
+            raise CatalogError(f"{self.path}: cannot tell whether another process has the catalog open "
+                               f"(no {IN_USE_FILE} file); compact as the catalog's owner")
+        try:   # our shared hold becomes exclusive only when no other process holds one
+            fcntl.flock(self._in_use, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CatalogError(f"{self.path}: open in another process (the earshot daemon?); stop it "
+                               "(e.g. `systemctl stop earshot`) and compact again") from None
         data_file = self.path / "data.mdb"
         before = data_file.stat().st_size
         tmp = self.path / "compact.tmp"
@@ -404,7 +425,7 @@ class Catalog:
             f.unlink()
         tmp.rmdir()
         # reopen on the new file
-        self.env.close()
+        self.close()
         reopened = Catalog.open(self.path, params=self.params)
         self.__dict__.update(reopened.__dict__)
         return before, data_file.stat().st_size
@@ -434,6 +455,25 @@ class Catalog:
             out["track"] = value >> 24
             out["time"] = value & 0xFFFFFF
         return out
+
+
+IN_USE_FILE = "in-use"
+
+
+def _hold_in_use(path: Path) -> int | None:
+    """A shared flock on the catalog's `in-use` file, held while the catalog is open, so that
+    `compact` (which replaces the data file) can tell that another process reads it. Best
+    effort: a reader that may not create the file (another user's catalog) holds nothing."""
+    f = path / IN_USE_FILE
+    try:
+        fd = os.open(f, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        try:
+            fd = os.open(f, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
 
 
 def _open_env(path: Path, size: int, readonly: bool) -> lmdb.Environment:
