@@ -12,6 +12,7 @@ from earshot.config import ListenSection
 from earshot.ingest import ingest_audio
 from earshot.pipeline import Pipeline
 from music import add_noise, song
+from catalogs import song_catalog
 
 RATE = 48000
 HOP = RATE // 4
@@ -20,12 +21,7 @@ HOP = RATE // 4
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     path = tmp_path_factory.mktemp("live") / "catalog"
-    songs = {}
-    with Catalog.open(path, create=True) as cat:
-        for i in range(5):
-            x = song(300 + i, 60.0, RATE)
-            songs[i + 1] = x
-            ingest_audio(cat, Audio(x[:, None], RATE), {"title": f"Song {i + 1}"}, f"/music/{i + 1}.wav")
+    songs = song_catalog(path, range(300, 305), 60.0, RATE)
     cat = Catalog.open(path, readonly=True)
     yield path, cat, songs
     cat.close()

@@ -3,12 +3,10 @@ import math
 
 import numpy as np
 import pytest
-from earshot.audio.decode import Audio
 from earshot.audio.resample import Resampler
 from earshot.catalog import LOOKUP_DTYPE, Catalog
 from earshot.evidence import EvidenceWindow, Scorer, join_hits
 from earshot.fingerprint import PeakStream
-from earshot.ingest import ingest_audio
 from earshot.matcher import (
     BIN_FRAMES,
     KEY_SHIFT,
@@ -21,7 +19,8 @@ from earshot.matcher import (
     tail_log_p,
     window_counts,
 )
-from music import add_noise, song
+from music import add_noise
+from catalogs import song_catalog
 
 RATE = 22050
 
@@ -160,11 +159,7 @@ def test_join_equals_the_numpy_reference(max_postings):
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     path = tmp_path_factory.mktemp("ev") / "catalog"
-    songs = {}
-    with Catalog.open(path, create=True) as cat:
-        for i in range(3):
-            songs[i + 1] = song(300 + i, 30.0, RATE)
-            ingest_audio(cat, Audio(songs[i + 1][:, None], RATE), {"title": f"S{i}"}, f"/m/{i}.wav")
+    songs = song_catalog(path, range(300, 303), 30.0, RATE, title="S{i}", source="/m/{i}.wav")
     cat = Catalog.open(path, readonly=True)
     yield cat, songs
     cat.close()

@@ -2,14 +2,13 @@
 pipeline hashing a playing song's speed and its neighbours only."""
 import numpy as np
 import pytest
-from earshot.audio.decode import Audio
 from earshot.audio.resample import Resampler
 from earshot.catalog import Catalog
 from earshot.fingerprint import PeakStream
-from earshot.ingest import ingest_audio
 from earshot.matcher import MatchSession
 from earshot.pipeline import Pipeline
-from music import add_noise, song
+from music import add_noise
+from catalogs import song_catalog
 
 RATE = 22050
 SPEEDS = (1.0, 0.97, 1.03)
@@ -18,11 +17,7 @@ SPEEDS = (1.0, 0.97, 1.03)
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     path = tmp_path_factory.mktemp("focus") / "catalog"
-    songs = {}
-    with Catalog.open(path, create=True) as cat:
-        for i in range(3):
-            songs[i + 1] = song(400 + i, 30.0, RATE)
-            ingest_audio(cat, Audio(songs[i + 1][:, None], RATE), {"title": f"S{i}"}, f"/m/{i}.wav")
+    songs = song_catalog(path, range(400, 403), 30.0, RATE, title="S{i}", source="/m/{i}.wav")
     cat = Catalog.open(path, readonly=True)
     yield cat, songs
     cat.close()

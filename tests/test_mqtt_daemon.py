@@ -16,11 +16,9 @@ import time
 
 import numpy as np
 import pytest
-from earshot.audio.decode import Audio
-from earshot.catalog import Catalog
-from earshot.ingest import ingest_audio
 from mqtt_broker import Mosquitto, Recorder, have_mosquitto, retained
-from music import add_noise, song
+from music import add_noise
+from catalogs import song_catalog
 
 pytestmark = pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed (scripts/setup-system)")
 
@@ -33,12 +31,7 @@ BASE = f"earshot/{DEVICE}"
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     path = tmp_path_factory.mktemp("daemon") / "catalog"
-    songs = {}
-    with Catalog.open(path, create=True) as cat:
-        for n in range(1, SONGS + 1):
-            x = song(700 + n, 30.0, RATE)
-            songs[n] = x
-            ingest_audio(cat, Audio(x[:, None], RATE), {"title": f"Song {n}", "artist": "Band"}, f"/m/{n}.wav")
+    songs = song_catalog(path, range(701, 701 + SONGS), 30.0, RATE, artist="Band", source="/m/{n}.wav")
     return path, songs
 
 

@@ -17,8 +17,9 @@ from earshot.catalog import Catalog
 from earshot.cli import main
 from earshot.explain import explain_audio, hashes_by_anchor, target_peak
 from earshot.fingerprint import extract_peaks, hash_peaks
-from earshot.ingest import fingerprint_rate_signal, ingest_audio
+from earshot.ingest import fingerprint_rate_signal
 from music import add_noise, song
+from catalogs import song_catalog
 
 RATE = 44100
 SIZE = (1200, 700)  # plots.FIG_SIZE_IN at plots.DPI
@@ -42,13 +43,8 @@ def drawn(fig: Any, gid: str) -> list[Any]:
 def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, np.ndarray]]:
     """A catalog of three synthetic tunes, and the tunes by track id."""
     root = tmp_path_factory.mktemp("plots")
-    songs = {}
-    with Catalog.open(root / "catalog", create=True) as cat:
-        for i in range(3):
-            x = song(400 + i, 20.0, RATE)
-            out = ingest_audio(cat, Audio(x[:, None], RATE), {"title": f"Tune {i}", "artist": "Synth"},
-                               f"/music/{i}.wav")
-            songs[out.track_id] = x
+    songs = song_catalog(root / "catalog", range(400, 403), 20.0, RATE, title="Tune {i}", artist="Synth",
+                         source="/music/{i}.wav")
     return root / "catalog", songs
 
 

@@ -6,8 +6,8 @@ from earshot.audio.decode import Audio
 from earshot.audio.resample import resample
 from earshot.catalog import Catalog
 from earshot.identify import identify_audio
-from earshot.ingest import ingest_audio
 from music import add_noise, song
+from catalogs import song_catalog
 
 RATE = 44100
 SONGS = 6
@@ -16,13 +16,8 @@ SONGS = 6
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     path = tmp_path_factory.mktemp("rec") / "catalog"
-    songs = {}
-    with Catalog.open(path, create=True) as cat:
-        for i in range(SONGS):
-            x = song(100 + i, 40.0, RATE)
-            songs[i + 1] = x
-            out = ingest_audio(cat, Audio(x[:, None], RATE), {"title": f"Song {i}"}, f"/music/{i}.wav")
-            assert out.added and out.track_id == i + 1
+    songs = song_catalog(path, range(100, 100 + SONGS), 40.0, RATE, title="Song {i}", source="/music/{i}.wav")
+    assert list(songs) == list(range(1, SONGS + 1))
     cat = Catalog.open(path, readonly=True)
     yield cat, songs
     cat.close()

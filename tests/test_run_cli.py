@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.audio.decode import Audio
-from earshot.catalog import Catalog
-from earshot.ingest import ingest_audio
 from music import add_noise, song
+from catalogs import song_catalog
 
 RATE = 44100
 
@@ -23,10 +21,7 @@ RATE = 44100
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     path = root / "catalog"
-    with Catalog.open(path, create=True) as cat:
-        for i in range(3):
-            x = song(500 + i, 45.0, RATE)
-            ingest_audio(cat, Audio(x[:, None], RATE), {"title": f"Tune {i + 1}", "artist": "Tester"}, f"/m/{i}.wav")
+    song_catalog(path, range(500, 503), 45.0, RATE, title="Tune {n}", artist="Tester", source="/m/{i}.wav")
     excerpt = add_noise(song(501, 45.0, RATE)[8 * RATE:28 * RATE], 15.0, seed=1)
     stereo = np.stack([excerpt, 0.8 * excerpt], axis=1)
     wav = root / "excerpt.flac"
