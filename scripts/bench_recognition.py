@@ -59,10 +59,12 @@ SAME_MUSIC = 0.8  # passage similarity above which a wrong answer points at the 
 class Engine:
     """earshot's catalog, ingest and identify, behind the three calls the benchmark makes."""
 
-    def __init__(self, path: Path, create: bool, min_confidence: float | None = None):
+    def __init__(self, path: Path, create: bool, min_confidence: float | None = None,
+                 params: Any = None):
         from earshot.catalog import Catalog
 
-        self.catalog = Catalog.open(path, create=create)
+        self.catalog = (Catalog.open(path, create=create) if params is None
+                        else Catalog.open(path, create=create, params=params))
         self.path = path
         self.options: dict[str, Any] = (
             {} if min_confidence is None else {"min_confidence": min_confidence})
@@ -333,6 +335,21 @@ def kernel_fft_bench(frames: int, rng: np.random.Generator) -> dict[str, Any]:
             "numpy_batch_us": batch_us, "max_rel_diff": rel}
 
 
+def fingerprint_params(overrides: str | None) -> Any:
+    """FingerprintParams with the JSON overrides applied to its parts (None: the defaults)."""
+    if not overrides:
+        return None
+    from dataclasses import replace
+
+    from earshot.fingerprint import DEFAULT_PARAMS
+
+    params = DEFAULT_PARAMS
+    for part, fields in json.loads(overrides).items():
+        params = replace(params, **{part: replace(getattr(params, part), **fields)})
+    params.check_compatible()
+    return params
+
+
 # -- main ---------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -349,6 +366,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--fft-frames", type=int, default=20000)
     ap.add_argument("--min-confidence", type=float,
                     help="pass this threshold to identify_audio (default: its own default)")
+    ap.add_argument("--fingerprint", metavar="JSON",
+                    help="fingerprint parameters to try instead of the defaults, e.g. "
+                    "'{\"catalog_hash\": {\"fanout\": 4}}' (fields of FingerprintParams' parts)")
     ap.add_argument("--cli-check", type=int, default=24, metavar="N",
                     help="identify N damaged queries again through `earshot identify --json`")
     return ap.parse_args(argv)
@@ -384,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     catalog_dir = args.catalog.resolve() if args.catalog else tmp / "catalog"
     reuse = (catalog_dir / "data.mdb").exists()
     try:
-        engine = Engine(catalog_dir, create=not reuse, min_confidence=args.min_confidence)
+        engine = Engine(catalog_dir, create=not reuse, min_confidence=args.min_confidence,
+                        params=fingerprint_params(args.fingerprint))
     except CatalogError as exc:
         print(f"{catalog_dir}: {exc}", file=sys.stderr)
         return 2
@@ -395,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         "lengths_s": lengths, "damages": {d.name: asdict(d) for d in selected},
         "unknown_damages": list(UNKNOWN_DAMAGES), "tolerance_s": TOLERANCE_S,
         "catalog": str(catalog_dir), "reused_catalog": reuse, "quick": args.quick,
+        "fingerprint": json.loads(args.fingerprint) if args.fingerprint else "defaults",
         "min_confidence": args.min_confidence if args.min_confidence is not None
         else f"identify_audio default ({default_min_confidence()})"}}
     try:
