@@ -175,11 +175,23 @@ static void max_filter(const float *x, float *out, int n, int r, float *scratch)
         for (int i = be - 1; i >= bs; i--)
             right[i] = x[i] > right[i + 1] ? x[i] : right[i + 1];
     }
-    for (int b = 0; b < n; b++) {
-        const int a = b - r < 0 ? 0 : b - r;
+    /* [a, e] spans at most two blocks: right[a] covers a..block end, left[e] block start..e.
+     * Positions [r, n - r) are clipped at neither edge: that loop has no branch and
+     * vectorises; the edges take the general one. */
+    const int mid_lo = r < n ? r : n;
+    const int mid_hi = n - r > mid_lo ? n - r : mid_lo;
+    for (int b = 0; b < mid_lo; b++) {
         const int e = b + r >= n ? n - 1 : b + r;
-        /* [a, e] spans at most two blocks: right[a] covers a..block end, left[e] block start..e */
-        const float m1 = right[a], m2 = left[e];
+        const float m1 = right[0], m2 = left[e];
+        out[b] = m1 > m2 ? m1 : m2;
+    }
+    for (int b = mid_lo; b < mid_hi; b++) {
+        const float m1 = right[b - r], m2 = left[b + r];
+        out[b] = m1 > m2 ? m1 : m2;
+    }
+    for (int b = mid_hi; b < n; b++) {
+        const int a = b - r < 0 ? 0 : b - r;
+        const float m1 = right[a], m2 = left[n - 1];
         out[b] = m1 > m2 ? m1 : m2;
     }
 }
