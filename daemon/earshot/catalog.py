@@ -38,7 +38,7 @@ from .native import ffi, lib
 
 SCHEMA_VERSION = 2  # 2: six-byte postings (u24 track, u24 frame)
 LOOKUP_DTYPE = np.dtype([("hash", ">u4"), ("track", ">u4"), ("time", ">u4")])
-POSTING_BYTES = 6
+POSTING_BYTES = 6  # es_ev_widen (native/evidence.c) reads the 4 + 6 byte records getmulti gives
 MAX_TRACK_ID = (1 << 24) - 1
 MAX_FRAME = (1 << 24) - 1
 _U32 = struct.Struct(">I")
