@@ -67,6 +67,17 @@ static unsigned long long *radix_sort(unsigned long long *a, unsigned long long 
     return a;
 }
 
+/* 1 / x when that is exact (x a power of two), else 0: x * (1 / x) then rounds exactly as
+ * a division by x (both are the correctly rounded value of the same real number). */
+static double exact_reciprocal(double x)
+{
+    int e;
+    if (!(x > 0.0) || frexp(x, &e) != 0.5)
+        return 0.0;
+    double r = ldexp(1.0, 1 - e);
+    return isnormal(r) && r * x == 1.0 ? r : 0.0;
+}
+
 /* floor((bin + 2^32) / block_bins): the block index of an offset bin, as the reference. */
 static long long block_of(long long bin, int block_bins)
 {
@@ -85,12 +96,14 @@ int es_ev_score(const unsigned int *track, const unsigned int *t_ref, const floa
     *out = r;
 
     /* 1. the offset bin of every kept hit, and the ranges that fix the key layout */
+    const double inv_bin = exact_reciprocal(bin_frames);
     long long m = 0, lo = 0, hi = 0;
     unsigned int max_track = 0;
     for (long long i = 0; i < n; i++) {
         if (!kept(track, t_q, i, since, mute_track, mute_before))
             continue;
-        double bin_f = floor(offset_of(t_ref, t_q, i) / bin_frames);
+        double off = offset_of(t_ref, t_q, i);
+        double bin_f = floor(inv_bin > 0.0 ? off * inv_bin : off / bin_frames);
         if (!(fabs(bin_f) < BIN_LIMIT))
             return ES_EV_EINVAL;
         long long bin = (long long)bin_f;
@@ -120,23 +133,30 @@ int es_ev_score(const unsigned int *track, const unsigned int *t_ref, const floa
     /* 2. sort; distinct keys (in place) with their counts in the other half */
     unsigned long long *keys = radix_sort(work, work + n, m);
     unsigned long long *other = keys == work ? work + n : work;
+    /* branch-free (duplicates are unpredictable): each run's key is written over the slot
+     * after the last run, with its first index; the counts are then the starts' gaps */
     long long u = 0;
     for (long long i = 0; i < m; i++) {
-        if (u > 0 && keys[u - 1] == keys[i]) {
-            other[u - 1]++;
-        } else {
-            keys[u] = keys[i];
-            other[u++] = 1;
-        }
+        unsigned long long key = keys[i];
+        int fresh = u == 0 || key != keys[u - 1];
+        keys[u] = key;
+        other[u] = (unsigned long long)i;
+        u += fresh;
     }
+    for (long long r = 0; r < u; r++)
+        other[r] = (r + 1 < u ? other[r + 1] : (unsigned long long)m) - other[r];
 
-    /* 3. windows (over the counts, in place) and the best: the first largest in key order */
+    /* 3. windows (over the counts, in place) and the best: the first largest in key order.
+     * Keys are distinct and ascending, so keys[i + d] - keys[i] >= d: only the next
+     * window_bins - 1 keys can fall in key i's window, and each that does is counted. */
     long long best = 0;
     unsigned long long best_window = 0;
+    const unsigned long long wb = (unsigned long long)window_bins;
     for (long long i = 0; i < u; i++) {
         unsigned long long w = other[i];
-        for (long long j = i + 1; j < u && keys[j] - keys[i] < (unsigned long long)window_bins; j++)
-            w += other[j];
+        long long last = i + window_bins - 1 < u - 1 ? i + window_bins - 1 : u - 1;
+        for (long long j = i + 1; j <= last; j++)
+            w += other[j] & (0ULL - (unsigned long long)(keys[j] - keys[i] < wb));  /* no branch */
         other[i] = w;
         if (w > best_window) {
             best_window = w;
@@ -150,15 +170,19 @@ int es_ev_score(const unsigned int *track, const unsigned int *t_ref, const floa
     /* 4. each block's largest window, the best's neighbourhood left out (null sample, in
      * place at the front of `other`) */
     long long n_null = 0;
+    const unsigned long long rel_span = 1ULL << shift;
     for (long long i = 0; i < u;) {
         unsigned int t = (unsigned int)(keys[i] >> shift);
         long long blk = block_of((long long)(keys[i] & rel_mask) + lo, block_bins);
+        /* the block's end as a relative bin: one division a block, not one a key */
+        long long end_bin = (blk + 1) * (long long)block_bins - (1LL << 32);
+        unsigned long long end_rel = (unsigned long long)(end_bin - lo);
+        if (end_rel > rel_span)
+            end_rel = rel_span;
         unsigned long long mx = other[i];
         long long j = i + 1;
-        for (; j < u && (unsigned int)(keys[j] >> shift) == t &&
-               block_of((long long)(keys[j] & rel_mask) + lo, block_bins) == blk; j++)
-            if (other[j] > mx)
-                mx = other[j];
+        for (; j < u && (unsigned int)(keys[j] >> shift) == t && (keys[j] & rel_mask) < end_rel; j++)
+            mx = other[j] > mx ? other[j] : mx;
         long long d = blk - own_block;
         if (!(t == best_track && d >= -1 && d <= 1))
             other[n_null++] = mx;
@@ -203,12 +227,13 @@ long long es_ev_cell_offsets(const unsigned int *track, const unsigned int *t_re
                              double bin_frames, int window_bins, unsigned int cell_track,
                              long long bin, double *out, long long cap)
 {
+    const double inv_bin = exact_reciprocal(bin_frames);
     long long found = 0;
     for (long long i = 0; i < n; i++) {
         if (track[i] != cell_track || !kept(track, t_q, i, since, mute_track, mute_before))
             continue;
         double off = offset_of(t_ref, t_q, i);
-        double b = floor(off / bin_frames);
+        double b = floor(inv_bin > 0.0 ? off * inv_bin : off / bin_frames);
         if (b >= (double)bin && b < (double)bin + window_bins) {
             if (found < cap)
                 out[found] = off;
@@ -235,6 +260,15 @@ int es_ev_runs(const unsigned char *postings, long long n_postings, const unsign
     }
     starts[n_keys] = j;
     return j == n_postings ? ES_EV_OK : ES_EV_EINVAL;
+}
+
+void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out)
+{
+    for (long long i = 0; i < n; i++, raw += 10, out += 12) {
+        out[0] = raw[0], out[1] = raw[1], out[2] = raw[2], out[3] = raw[3];
+        out[4] = 0, out[5] = raw[4], out[6] = raw[5], out[7] = raw[6];
+        out[8] = 0, out[9] = raw[7], out[10] = raw[8], out[11] = raw[9];
+    }
 }
 
 /* Index of hash h in keys[0..n) (ascending), or -1. */

@@ -69,6 +69,13 @@ int es_ev_runs(const unsigned char *postings, long long n_postings, const unsign
                long long n_keys, long long *starts);
 
 /**
+ * Widen n catalog records as LMDB's getmulti returns them (10 bytes each: hash u32, track
+ * u24, frame u24, all big-endian, any alignment) into the 12-byte postings es_ev_runs
+ * reads (hash, track, frame as big-endian u32 words) at out. One pass, no allocation.
+ */
+void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out);
+
+/**
  * Join query hashes with those postings (keys and starts as es_ev_runs gave them): for each
  * query hash i (in order) and each posting of that hash, one hit (track, frame, times[i]),
  * unless the hash has more than max_postings postings (0: no limit). Writes at most cap

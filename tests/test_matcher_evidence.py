@@ -197,3 +197,63 @@ def test_scoring_equals_the_numpy_reference_on_streamed_evidence(catalog):
     near = np.abs((t_ref[sel] - t_q[sel]) - m.offset_s / cat.params.frame_seconds) <= 15.0
     got = session.track_support(2, m.offset_s / cat.params.frame_seconds, m.speed, since, 15.0)
     assert got == (int(near.sum()), int(sel.sum())) and got[0] > 20
+
+
+def reference_cell(track, t_ref, t_q, bin_frames, window_bins, block_bins, tail_min):
+    """es_ev_score's result fields in plain numpy, for any bin width, window and block."""
+    track = track.astype(np.int64)
+    bins = np.floor((t_ref.astype(np.float64) - t_q.astype(np.float64)) / bin_frames).astype(np.int64)
+    cells, counts = np.unique(np.stack([track, bins], axis=1), axis=0, return_counts=True)
+    window = counts.copy()
+    for i in range(len(cells)):
+        j = i + 1
+        while j < len(cells) and cells[j, 0] == cells[i, 0] and cells[j, 1] - cells[i, 1] < window_bins:
+            window[i] += counts[j]
+            j += 1
+    best = int(np.argmax(window))
+    blocks = (cells[:, 1] + (1 << 32)) // block_bins
+    own = (cells[best, 0], blocks[best])
+    maxima = {}
+    for (t, _), blk, w in zip(cells, blocks, window):
+        maxima[(t, blk)] = max(maxima.get((t, blk), 0), int(w))
+    null = sorted((w for (t, blk), w in maxima.items() if not (t == own[0] and abs(blk - own[1]) <= 1)),
+                  reverse=True)
+    k = min(len(null), max(tail_min, len(null) // 20))
+    return (int(cells[best, 0]), int(cells[best, 1]), int(window[best]), len(null), k,
+            float(null[k]) if k < len(null) else 0.0, int(sum(null[:k])))
+
+
+@pytest.mark.parametrize("bin_frames,window_bins,block_bins", [
+    (2.0, 4, 64), (3.0, 4, 50), (0.5, 1, 7), (1.0, 5, 64), (2.5, 2, 3)])
+def test_scoring_fields_equal_the_reference_for_other_bins_windows_and_blocks(bin_frames, window_bins, block_bins):
+    """The kernel's fast paths (an exact reciprocal for power-of-two bins, branch-free runs
+    and windows, one division a block) against the reference, with many duplicate cells."""
+    rng = np.random.default_rng(int(bin_frames * 10) + window_bins)
+    n = 6000
+    t_q = np.sort(rng.uniform(0, 300, n)).astype(np.float32)
+    track = rng.integers(0, 6, n).astype(np.uint32)
+    t_ref = (rng.integers(0, 900, n) + np.where(rng.random(n) < 0.3, 0, rng.integers(0, 40, n))).astype(np.uint32)
+    w = EvidenceWindow()
+    w.append(track, t_ref, t_q)
+    cell = Scorer(bin_frames, window_bins, block_bins, 10).best_cell(w, None, None)
+    got = (cell.track, cell.bin, cell.count, cell.n_null, cell.k, cell.u, cell.top_sum)
+    assert got == reference_cell(track, t_ref, t_q, bin_frames, window_bins, block_bins, 10)
+    bins = np.floor((t_ref.astype(np.float64) - t_q) / bin_frames)
+    in_cell = (track == cell.track) & (bins >= cell.bin) & (bins < cell.bin + window_bins)
+    assert sorted(cell.offsets.tolist()) == sorted((t_ref[in_cell].astype(np.float64) - t_q[in_cell]).tolist())
+
+
+def test_lookup_widens_the_stored_records_as_the_numpy_reference():
+    """es_ev_widen: 10-byte getmulti records (hash u32, track u24, frame u24, big-endian)
+    into LOOKUP_DTYPE, against strided numpy views of the same bytes."""
+    from earshot.native import ffi, lib
+
+    rng = np.random.default_rng(4)
+    n = 1001
+    raw = rng.integers(0, 256, 10 * n, dtype=np.uint8).tobytes()
+    out = np.empty(n, LOOKUP_DTYPE)
+    lib.es_ev_widen(ffi.from_buffer(raw), n, ffi.from_buffer(out))
+    rec = np.frombuffer(raw, np.uint8).reshape(n, 10).astype(np.uint32)
+    assert np.array_equal(out["hash"], (rec[:, 0] << 24) | (rec[:, 1] << 16) | (rec[:, 2] << 8) | rec[:, 3])
+    assert np.array_equal(out["track"], (rec[:, 4] << 16) | (rec[:, 5] << 8) | rec[:, 6])
+    assert np.array_equal(out["time"], (rec[:, 7] << 16) | (rec[:, 8] << 8) | rec[:, 9])

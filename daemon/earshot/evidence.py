@@ -18,6 +18,7 @@ hasher produce, so nothing is rounded), scored by native/evidence.c without a co
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,13 +181,24 @@ def near(window: EvidenceWindow, track_id: int, offset: float, tolerance: float,
         out = np.empty(found, np.float64)
 
 
+_scratch = threading.local()
+
+
+def _work(n: int) -> np.ndarray:
+    """The scoring kernel's scratch, at least n elements: one per thread, kept between
+    calls and sessions (a fresh one per query cost page faults on every ~10 MB of it)."""
+    work = getattr(_scratch, "work", None)
+    if work is None or len(work) < n:
+        work = _scratch.work = np.empty(n + n // 4, np.uint64)
+    return work
+
+
 class Scorer:
-    """Scores windows with the C kernel; owns the kernel's scratch (reused between calls)."""
+    """Scores windows with the C kernel (its scratch is per thread, see `_work`)."""
 
     def __init__(self, bin_frames: float, window_bins: int, block_bins: int, tail_min: int):
         self.bin_frames, self.window_bins = float(bin_frames), int(window_bins)
         self.block_bins, self.tail_min = int(block_bins), int(tail_min)
-        self._work = np.empty(0, np.uint64)
         self._result = ffi.new("es_ev_result *")
 
     def best_cell(self, window: EvidenceWindow, since: float | None,
@@ -197,13 +209,12 @@ class Scorer:
         n = len(track)
         if n == 0:
             return None
-        if len(self._work) < 2 * n:
-            self._work = np.empty(2 * n + n // 2, np.uint64)
+        work = _work(2 * n)
         mute_track, mute_before = (-1, 0.0) if mute is None else (int(mute[0]), float(mute[1]))
         ptrs = self._pointers(track, t_ref, t_q)
         rc = lib.es_ev_score(*ptrs, n, bound, mute_track, mute_before, self.bin_frames,
                              self.window_bins, self.block_bins, self.tail_min,
-                             ffi.cast("unsigned long long *", ffi.from_buffer(self._work)), self._result)
+                             ffi.cast("unsigned long long *", ffi.from_buffer(work)), self._result)
         if rc == lib.ES_EV_EMPTY:
             return None
         if rc != lib.ES_EV_OK:
