@@ -144,7 +144,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     ing = report.get("ingest")
     if ing:
         out += [(f"Ingest: {ing['hours']:.2f} h in {ing['ingest_s']:.1f} s = "
-                f"{ing['x_realtime']:.0f}x real time (fingerprint + store); decoding apart "
+                f"{ing['x_realtime']:.0f}x real time (fingerprint + store; "
+                f"{ing.get('x_realtime_cpu', float('nan')):.0f}x by CPU time); decoding apart "
                 f"{ing['decode_s']:.1f} s = {ing['decode_x_realtime']:.0f}x."), ""]
     idx = report["index"]
     out += [(f"Index: {idx['file_bytes'] / 1e6:.1f} MB data.mdb ({idx['used_bytes'] / 1e6:.1f} MB "
