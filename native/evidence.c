@@ -6,19 +6,39 @@
 #define BIN_LIMIT 4294967296.0 /* |offset bin| < 2^32: the numpy reference's key layout */
 #define RADIX_MAX_BITS 12
 
-/* Whether hit i is scored: at or after `since`, and not muted. */
-static int kept(const unsigned int *track, const float *t_q, long long i, double since,
-                long long mute_track, double mute_before)
+/* Whether the runs are well formed: ends ascending from `first`, hits fewer than 2^32. */
+static int runs_ok(const es_ev_hits *h)
 {
-    double q = (double)t_q[i];
-    if (!(q >= since))
+    if (!h || h->n_runs < 0 || h->first < 0)
         return 0;
-    return !(mute_track >= 0 && (long long)track[i] == mute_track && q < mute_before);
+    if (h->n_runs == 0)
+        return 1;
+    if (!h->track || !h->t_ref || !h->run_t || !h->run_end)
+        return 0;
+    long long at = h->first;
+    for (long long r = 0; r < h->n_runs; r++) {
+        if ((long long)h->run_end[r] < at)
+            return 0;
+        at = h->run_end[r];
+    }
+    return at - h->first < (1LL << 32);
 }
 
-static double offset_of(const unsigned int *t_ref, const float *t_q, long long i)
+static long long hit_count(const es_ev_hits *h)
 {
-    return (double)t_ref[i] - (double)t_q[i];
+    return h->n_runs ? (long long)h->run_end[h->n_runs - 1] - h->first : 0;
+}
+
+/* Whether the hits of run r are scored at all (at or after `since`), and whether the mute
+ * applies to them (before mute_before: then hits of mute_track are left out). */
+static int run_kept(double q, double since)
+{
+    return q >= since;
+}
+
+static int run_muted(double q, long long mute_track, double mute_before)
+{
+    return mute_track >= 0 && q < mute_before;
 }
 
 static int bit_length(unsigned long long v)
@@ -84,36 +104,48 @@ static long long block_of(long long bin, int block_bins)
     return (long long)((unsigned long long)(bin + (1LL << 32)) / (unsigned long long)block_bins);
 }
 
-int es_ev_score(const unsigned int *track, const unsigned int *t_ref, const float *t_q, long long n,
-                double since, long long mute_track, double mute_before,
+int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
                 double bin_frames, int window_bins, int block_bins, int tail_min,
                 unsigned long long *work, es_ev_result *out)
 {
-    if (!out || n < 0 || n >= (1LL << 32) || !(bin_frames > 0) || window_bins < 1 || block_bins < 1 ||
-        tail_min < 0 || (n > 0 && (!track || !t_ref || !t_q || !work)))
+    if (!out || !runs_ok(hits) || !(bin_frames > 0) || window_bins < 1 || block_bins < 1 ||
+        tail_min < 0 || (hits->n_runs > 0 && !work))
         return ES_EV_EINVAL;
     es_ev_result r = {0, 0, 0, 0, 0, 0, 0, 0};
     *out = r;
+    const long long n = hit_count(hits);
+    const unsigned int *track = hits->track, *t_ref = hits->t_ref;
 
-    /* 1. the offset bin of every kept hit, and the ranges that fix the key layout */
+    /* 1. the offset bin of every kept hit (and its track, in the other half), and the
+     * ranges that fix the key layout */
     const double inv_bin = exact_reciprocal(bin_frames);
     long long m = 0, lo = 0, hi = 0;
     unsigned int max_track = 0;
-    for (long long i = 0; i < n; i++) {
-        if (!kept(track, t_q, i, since, mute_track, mute_before))
+    for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
+        const long long end = hits->run_end[run];
+        const double q = (double)hits->run_t[run];
+        if (!run_kept(q, since)) {
+            i = end;
             continue;
-        double off = offset_of(t_ref, t_q, i);
-        double bin_f = floor(inv_bin > 0.0 ? off * inv_bin : off / bin_frames);
-        if (!(fabs(bin_f) < BIN_LIMIT))
-            return ES_EV_EINVAL;
-        long long bin = (long long)bin_f;
-        if (m == 0 || bin < lo)
-            lo = bin;
-        if (m == 0 || bin > hi)
-            hi = bin;
-        if (track[i] > max_track)
-            max_track = track[i];
-        work[m++] = (unsigned long long)bin;
+        }
+        const int muted = run_muted(q, mute_track, mute_before);
+        for (; i < end; i++) {
+            if (muted && (long long)track[i] == mute_track)
+                continue;
+            double off = (double)t_ref[i] - q;
+            double bin_f = floor(inv_bin > 0.0 ? off * inv_bin : off / bin_frames);
+            if (!(fabs(bin_f) < BIN_LIMIT))
+                return ES_EV_EINVAL;
+            long long bin = (long long)bin_f;
+            if (m == 0 || bin < lo)
+                lo = bin;
+            if (m == 0 || bin > hi)
+                hi = bin;
+            if (track[i] > max_track)
+                max_track = track[i];
+            work[n + m] = track[i];
+            work[m++] = (unsigned long long)bin;
+        }
     }
     if (m == 0)
         return ES_EV_EMPTY;
@@ -123,12 +155,8 @@ int es_ev_score(const unsigned int *track, const unsigned int *t_ref, const floa
     if (shift + bit_length(max_track) > 64)
         return ES_EV_EINVAL;
     unsigned long long rel_mask = (1ULL << shift) - 1;
-    for (long long i = 0, j = 0; i < n; i++) {
-        if (!kept(track, t_q, i, since, mute_track, mute_before))
-            continue;
-        long long bin = (long long)work[j];
-        work[j++] = ((unsigned long long)track[i] << shift) | (unsigned long long)(bin - lo);
-    }
+    for (long long j = 0; j < m; j++)
+        work[j] = (work[n + j] << shift) | (unsigned long long)((long long)work[j] - lo);
 
     /* 2. sort; distinct keys (in place) with their counts in the other half */
     unsigned long long *keys = radix_sort(work, work + n, m);
@@ -222,22 +250,33 @@ int es_ev_score(const unsigned int *track, const unsigned int *t_ref, const floa
     return ES_EV_OK;
 }
 
-long long es_ev_cell_offsets(const unsigned int *track, const unsigned int *t_ref, const float *t_q,
-                             long long n, double since, long long mute_track, double mute_before,
-                             double bin_frames, int window_bins, unsigned int cell_track,
+long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mute_track,
+                             double mute_before, double bin_frames, int window_bins, unsigned int cell_track,
                              long long bin, double *out, long long cap)
 {
+    if (!runs_ok(hits))
+        return 0;
     const double inv_bin = exact_reciprocal(bin_frames);
+    const unsigned int *track = hits->track, *t_ref = hits->t_ref;
     long long found = 0;
-    for (long long i = 0; i < n; i++) {
-        if (track[i] != cell_track || !kept(track, t_q, i, since, mute_track, mute_before))
+    for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
+        const long long end = hits->run_end[run];
+        const double q = (double)hits->run_t[run];
+        int muted = run_muted(q, mute_track, mute_before) && (long long)cell_track == mute_track;
+        if (!run_kept(q, since) || muted) {
+            i = end;
             continue;
-        double off = offset_of(t_ref, t_q, i);
-        double b = floor(inv_bin > 0.0 ? off * inv_bin : off / bin_frames);
-        if (b >= (double)bin && b < (double)bin + window_bins) {
-            if (found < cap)
-                out[found] = off;
-            found++;
+        }
+        for (; i < end; i++) {
+            if (track[i] != cell_track)
+                continue;
+            double off = (double)t_ref[i] - q;
+            double b = floor(inv_bin > 0.0 ? off * inv_bin : off / bin_frames);
+            if (b >= (double)bin && b < (double)bin + window_bins) {
+                if (found < cap)
+                    out[found] = off;
+                found++;
+            }
         }
     }
     return found;
@@ -288,9 +327,11 @@ static long long find_key(const unsigned int *keys, long long n, unsigned int h)
 long long es_ev_join(const unsigned char *postings, const unsigned int *keys, long long n_keys,
                      const long long *starts, const unsigned int *hashes, const float *times,
                      long long n_hashes, long long max_postings, unsigned int *out_track,
-                     unsigned int *out_t_ref, float *out_t_q, long long cap)
+                     unsigned int *out_t_ref, float *out_run_t, unsigned int *out_run_end,
+                     long long base, long long cap, long long run_cap, long long *n_runs)
 {
-    long long found = 0;
+    long long found = 0, runs = 0;
+    float last = 0.0f;
     for (long long i = 0; i < n_hashes; i++) {
         long long k = find_key(keys, n_keys, hashes[i]);
         if (k < 0)
@@ -298,35 +339,47 @@ long long es_ev_join(const unsigned char *postings, const unsigned int *keys, lo
         long long a = starts[k], b = starts[k + 1];
         if (b <= a || (max_postings > 0 && b - a > max_postings))
             continue;
-        if (found + (b - a) > cap) {
-            found += b - a;
-            continue;
+        int fresh = runs == 0 || !(times[i] == last);   /* a NaN time is a run of its own */
+        runs += fresh;
+        last = times[i];
+        if (found + (b - a) <= cap && runs <= run_cap) {
+            for (long long j = a; j < b; j++) {
+                out_track[found + j - a] = be32(postings + 12 * j + 4);
+                out_t_ref[found + j - a] = be32(postings + 12 * j + 8);
+            }
+            out_run_t[runs - 1] = times[i];
+            out_run_end[runs - 1] = (unsigned int)(base + found + (b - a));
         }
-        for (long long j = a; j < b; j++, found++) {
-            out_track[found] = be32(postings + 12 * j + 4);
-            out_t_ref[found] = be32(postings + 12 * j + 8);
-            out_t_q[found] = times[i];
-        }
+        found += b - a;
     }
+    if (n_runs)
+        *n_runs = runs;
     return found;
 }
 
-long long es_ev_near(const unsigned int *track, const unsigned int *t_ref, const float *t_q,
-                     long long n, double since, unsigned int track_id, double offset,
+long long es_ev_near(const es_ev_hits *hits, double since, unsigned int track_id, double offset,
                      double tolerance, double *out, long long cap, long long *of_track)
 {
     long long near = 0, all = 0;
-    for (long long i = 0; i < n; i++) {
-        if (track[i] != track_id)
-            continue;
-        double q = (double)t_q[i];
-        if (!(q >= since))
-            continue;
-        all++;
-        if (fabs(((double)t_ref[i] - q) - offset) <= tolerance) {
-            if (near < cap)
-                out[near] = q;
-            near++;
+    if (runs_ok(hits)) {
+        const unsigned int *track = hits->track, *t_ref = hits->t_ref;
+        for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
+            const long long end = hits->run_end[run];
+            const double q = (double)hits->run_t[run];
+            if (!run_kept(q, since)) {
+                i = end;
+                continue;
+            }
+            for (; i < end; i++) {
+                if (track[i] != track_id)
+                    continue;
+                all++;
+                if (fabs(((double)t_ref[i] - q) - offset) <= tolerance) {
+                    if (near < cap)
+                        out[near] = q;
+                    near++;
+                }
+            }
         }
     }
     if (of_track)

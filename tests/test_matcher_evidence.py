@@ -127,6 +127,33 @@ def test_window_memory_follows_the_live_hits():
     assert w.nbytes <= 12 * 3 * len(w) + 12 * 3 * 4096
 
 
+def test_hits_of_one_anchor_time_cost_eight_bytes():
+    """Hits sharing an anchor time are one run: t_q is stored once a run, not once a hit."""
+    w = EvidenceWindow()
+    rng = np.random.default_rng(1)
+    for hop in range(100):
+        t = np.repeat(np.sort(rng.uniform(hop, hop + 1, 20)).astype(np.float32), 250)   # 20 anchors
+        w.append(rng.integers(0, 100, len(t)).astype(np.uint32), np.ones(len(t), np.uint32), t)
+        w.evict(hop - 10)
+    assert len(w) >= 10 * 20 * 250
+    # the runs' share is small, and all of it, slack included, is under the 12 bytes a live hit
+    # took with a t_q per hit
+    assert w._run_t.nbytes + w._run_end.nbytes < 0.02 * (w._track.nbytes + w._t_ref.nbytes)
+    assert w.nbytes < 12 * len(w)
+
+
+def test_an_emptied_window_gives_its_buffers_back():
+    w = EvidenceWindow()
+    t = np.repeat(np.arange(1000, dtype=np.float32), 100)
+    w.append(np.ones(len(t), np.uint32), np.ones(len(t), np.uint32), t)
+    assert w.nbytes > 8 * len(t)
+    w.evict(500.0)
+    assert len(w) == 50_000 and w.nbytes > 8 * len(t)   # still in use: kept
+    w.evict(2000.0)
+    assert len(w) == 0 and w.nbytes <= 8 * 4096 + 8 * 256
+    assert kernel_best(w) is None and w.live()[0].size == 0
+
+
 def reference_join(postings, hashes, times, max_postings=0):
     ph = postings["hash"].astype(np.uint32)
     out = []

@@ -9,11 +9,16 @@ eviction; the live part moves to the front only when the end is reached).
 Hits arrive in anchor order, which is time order up to the peaks of one frame (their
 interpolated times differ by under a frame): `_disorder` bounds how far a t_q can fall below
 any earlier one, so a binary search for `frame - _disorder` finds a cut before which every
-hit is earlier than `frame`. Cuts are therefore conservative, and every query also filters
+hit is earlier than `frame` (the cut falls between runs). Cuts are therefore conservative, and every query also filters
 hit by hit, so the answers are exactly those of filtering the whole window.
 
-12 bytes a hit (uint32 track, uint32 frame, float32 anchor time: the widths the catalog and the
-hasher produce, so nothing is rounded), scored by native/evidence.c without a copy.
+Every posting of every hash of one query anchor shares the anchor's time, so hits are stored
+in runs of one t_q: per hit a uint32 track and a uint32 frame, per run a float32 anchor time
+and the run's end (the widths the catalog and the hasher produce, so nothing is rounded).
+On the hour benchmark a run holds ~250 hits, so a hit costs 8 bytes rather than the 12 of a
+t_q per hit: the windows are the daemon's largest buffers (~2 M hits while nine speed
+hypotheses search music the catalog does not know), 23 -> 15 MB. Scored by
+native/evidence.c without a copy.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ import numpy as np
 
 from .native import ffi, lib
 
-_MIN_CAPACITY = 4096
+_MIN_CAPACITY = 4096   # hits
+_MIN_RUNS = 256
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,17 @@ def _cut(t_q: np.ndarray, frame: float, disorder: float) -> int:
 
 
 class EvidenceWindow:
-    """The hits of one speed hypothesis, oldest first."""
+    """The hits of one speed hypothesis, oldest first, in runs of one anchor time."""
 
     def __init__(self, capacity: int = _MIN_CAPACITY):
         self._track = np.empty(capacity, np.uint32)
         self._t_ref = np.empty(capacity, np.uint32)
-        self._t_q = np.empty(capacity, np.float32)
-        self._head = 0   # first live hit
+        self._run_t = np.empty(_MIN_RUNS, np.float32)    # each run's t_q
+        self._run_end = np.empty(_MIN_RUNS, np.uint32)   # one past each run's last hit
+        self._head = 0   # first live hit (the first live run's first)
         self._tail = 0   # one past the last
+        self._run_head = 0
+        self._run_tail = 0
         self._floor = -math.inf     # hits before this t_q are evicted (some may still be stored)
         self._latest = -math.inf    # the largest t_q stored so far
         self._disorder = 0.0        # how far a t_q falls below an earlier one, at most
@@ -77,51 +86,61 @@ class EvidenceWindow:
 
     @property
     def nbytes(self) -> int:
-        return self._track.nbytes + self._t_ref.nbytes + self._t_q.nbytes
+        return self._track.nbytes + self._t_ref.nbytes + self._run_t.nbytes + self._run_end.nbytes
 
-    def _reserve(self, n: int) -> None:
-        """Room for n more hits at the end: move the live part to the front, reallocating
-        when the slack would be under a quarter of the live hits (or is far too large). A
-        quarter: the buffers are the daemon's largest (~1.25x the window's hits, measured
-        ~8 MB less than with a half's slack on the hour benchmark), for a move of the live
-        hits every few seconds of audio."""
-        capacity = len(self._track)
-        if self._tail + n <= capacity:
+    def _reserve(self, n: int, runs: int) -> None:
+        """Room for n more hits and `runs` more runs at the end: move the live part to the
+        front, reallocating when the slack would be under a quarter of the live hits (or is
+        far too large). A quarter: the buffers are the daemon's largest (~1.25x the window's
+        hits, measured ~8 MB less than with a half's slack on the hour benchmark), for a move
+        of the live hits every few seconds of audio."""
+        if self._tail + n <= len(self._track) and self._run_tail + runs <= len(self._run_t):
             return
-        live = self._tail - self._head
-        need = live + n
-        if need + live // 4 > capacity or capacity > 2 * need + 3 * _MIN_CAPACITY:
-            capacity = need + need // 4 + _MIN_CAPACITY
-        for name in ("_track", "_t_ref", "_t_q"):
+        live, live_runs = self._tail - self._head, self._run_tail - self._run_head
+        hit_cap = _capacity(len(self._track), live, live + n, _MIN_CAPACITY)
+        run_cap = _capacity(len(self._run_t), live_runs, live_runs + runs, _MIN_RUNS)
+        for name, cap, a, b in (("_track", hit_cap, self._head, self._tail),
+                                ("_t_ref", hit_cap, self._head, self._tail),
+                                ("_run_t", run_cap, self._run_head, self._run_tail),
+                                ("_run_end", run_cap, self._run_head, self._run_tail)):
             old = getattr(self, name)
-            new = old if capacity == len(old) else np.empty(capacity, old.dtype)
-            new[:live] = old[self._head:self._tail]
+            new = old if cap == len(old) else np.empty(cap, old.dtype)
+            new[:b - a] = old[a:b]
             setattr(self, name, new)
+        self._run_end[:live_runs] -= np.uint32(self._head)
         self._head, self._tail = 0, live
+        self._run_head, self._run_tail = 0, live_runs
 
     def append(self, track: np.ndarray, t_ref: np.ndarray, t_q: np.ndarray) -> None:
         """Add hits (t_q not before the last hit's)."""
         n = len(track)
         if n == 0:
             return
-        self._reserve(n)
+        t_q = np.asarray(t_q, np.float32)
+        starts = np.flatnonzero(np.r_[True, t_q[1:] != t_q[:-1]])   # where each run begins
+        runs = len(starts)
+        self._reserve(n, runs)
         end = self._tail + n
         self._track[self._tail:end] = track
         self._t_ref[self._tail:end] = t_ref
-        self._t_q[self._tail:end] = t_q
-        self.commit_join(n, self._t_q[self._tail:end])
+        self._run_t[self._run_tail:self._run_tail + runs] = t_q[starts]
+        self._run_end[self._run_tail:self._run_tail + runs] = self._tail + np.r_[starts[1:], n]
+        self.commit_join(n, runs, t_q)
 
-    def reserve_for_join(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Writable views for up to n new hits at the end (commit with `commit_join`)."""
-        self._reserve(n)
-        end = self._tail + n
-        return self._track[self._tail:end], self._t_ref[self._tail:end], self._t_q[self._tail:end]
+    def reserve_for_join(self, n: int, runs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """Writable views for up to n new hits and `runs` new runs at the end, and the index
+        of the first new hit (run ends count from the buffers' start; commit with
+        `commit_join`)."""
+        self._reserve(n, runs)
+        end, run_end = self._tail + n, self._run_tail + runs
+        return (self._track[self._tail:end], self._t_ref[self._tail:end],
+                self._run_t[self._run_tail:run_end], self._run_end[self._run_tail:run_end], self._tail)
 
-    def commit_join(self, n: int, times: np.ndarray) -> None:
-        """Take the n hits written after the end in (see `reserve_for_join`). `times`: their
-        anchor times in order, or any sequence they are a subsequence of (the query hashes'
-        times, a few hundred, rather than every hit's: the disorder found over a sequence
-        bounds that of its subsequences, so cuts stay conservative)."""
+    def commit_join(self, n: int, runs: int, times: np.ndarray) -> None:
+        """Take the n hits in `runs` runs written after the end (see `reserve_for_join`).
+        `times`: their anchor times in order, or any sequence they are a subsequence of (the
+        query hashes' times rather than the runs': the disorder found over a sequence bounds
+        that of its subsequences, so cuts stay conservative)."""
         if n and len(times):
             new = np.asarray(times, dtype=np.float64)
             running = np.maximum.accumulate(new)
@@ -130,35 +149,87 @@ class EvidenceWindow:
             self._disorder = max(self._disorder, drop)
             self._latest = max(self._latest, float(running[-1]))
         self._tail += n
+        self._run_tail += runs
+
+    def _first_run_from(self, frame: float) -> int:
+        """A run index r with every run before it entirely before `frame` (see `_cut`)."""
+        return self._run_head + _cut(self._run_t[self._run_head:self._run_tail], frame, self._disorder)
+
+    def _run_start(self, r: int) -> int:
+        """The first hit of run r."""
+        return self._head if r == self._run_head else int(self._run_end[r - 1])
 
     def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The hits stored, zero-copy: track (uint32), t_ref (uint32), t_q (float32); some
-        before `floor` may remain (filter with `since`)."""
-        h, t = self._head, self._tail
-        return self._track[h:t], self._t_ref[h:t], self._t_q[h:t]
+        """The hits stored: track (uint32) and t_ref (uint32) zero-copy, t_q (float32) a
+        copy made from the runs; some before `floor` may remain (filter with `since`)."""
+        return self._expand(self._run_head)
+
+    def _expand(self, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The hits of runs r.. as three arrays (t_q repeated from the runs)."""
+        start = self._run_start(r)
+        ends = self._run_end[r:self._run_tail].astype(np.int64)
+        lengths = np.diff(np.r_[start, ends])
+        t_q = np.repeat(self._run_t[r:self._run_tail], lengths)
+        return self._track[start:self._tail], self._t_ref[start:self._tail], t_q
 
     def evict(self, before: float) -> None:
-        """Forget hits whose t_q is before `before` (no copy: the front just moves)."""
+        """Forget hits whose t_q is before `before` (no copy: the front just moves). A window
+        left empty gives its buffers back (a hypothesis no longer hashed, or silence)."""
         self._floor = max(self._floor, before)
-        self._head += _cut(self._t_q[self._head:self._tail], self._floor, self._disorder)
+        r = self._first_run_from(self._floor)
+        self._head, self._run_head = self._run_start(r), r
         if self._head == self._tail:
-            self._head = self._tail = 0
+            self._head = self._tail = self._run_head = self._run_tail = 0
+            if len(self._track) > _MIN_CAPACITY:
+                self._track = np.empty(_MIN_CAPACITY, np.uint32)
+                self._t_ref = np.empty(_MIN_CAPACITY, np.uint32)
+            if len(self._run_t) > _MIN_RUNS:
+                self._run_t = np.empty(_MIN_RUNS, np.float32)
+                self._run_end = np.empty(_MIN_RUNS, np.uint32)
 
-    def since(self, frame: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """The stored hits that may have t_q >= frame (zero-copy), and the bound to filter
-        them with exactly: t_q >= bound (frame, or the eviction floor when later)."""
+    def since(self, frame: float | None) -> tuple[HitRuns, float]:
+        """The stored hits that may have t_q >= frame (zero-copy, for the kernels), and the
+        bound to filter them with exactly: t_q >= bound (frame, or the eviction floor when
+        later)."""
         bound = self._floor if frame is None else max(frame, self._floor)
-        track, t_ref, t_q = self.views()
-        i = _cut(t_q, bound, self._disorder)
-        return track[i:], t_ref[i:], t_q[i:], bound
+        return HitRuns(self, self._first_run_from(bound)), bound
 
     def live(self, frame: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exactly the hits with t_q >= frame (all not evicted for None): copies."""
-        track, t_ref, t_q, bound = self.since(frame)
+        bound = self._floor if frame is None else max(frame, self._floor)
+        track, t_ref, t_q = self._expand(self._first_run_from(bound))
         if len(t_q) and bound > -math.inf:
             keep = t_q >= bound
             return track[keep], t_ref[keep], t_q[keep]
-        return track, t_ref, t_q
+        return track.copy(), t_ref.copy(), t_q
+
+
+def _capacity(capacity: int, live: int, need: int, minimum: int) -> int:
+    """A buffer's capacity for `need` elements, `live` of them kept (see `_reserve`)."""
+    if need + live // 4 > capacity or capacity > 2 * need + 3 * minimum:
+        return need + need // 4 + minimum
+    return capacity
+
+
+class HitRuns:
+    """A window's runs from one on, as the kernels read them (es_ev_hits, no copy). Valid
+    until the window changes."""
+
+    def __init__(self, window: EvidenceWindow, first_run: int):
+        self.hits = ffi.new("es_ev_hits *")
+        w = window
+        self.n = w._tail - w._run_start(first_run) if first_run < w._run_tail else 0
+        if self.n == 0:
+            return
+        # the buffers the struct points into, kept alive with it
+        self._keep = (ffi.from_buffer(w._track), ffi.from_buffer(w._t_ref),
+                      ffi.from_buffer(w._run_t), ffi.from_buffer(w._run_end))
+        self.hits.track = ffi.cast("unsigned int *", self._keep[0])
+        self.hits.t_ref = ffi.cast("unsigned int *", self._keep[1])
+        self.hits.run_t = ffi.cast("float *", self._keep[2]) + first_run
+        self.hits.run_end = ffi.cast("unsigned int *", self._keep[3]) + first_run
+        self.hits.n_runs = w._run_tail - first_run
+        self.hits.first = w._run_start(first_run)
 
 
 def near(window: EvidenceWindow, track_id: int, offset: float, tolerance: float,
@@ -166,15 +237,13 @@ def near(window: EvidenceWindow, track_id: int, offset: float, tolerance: float,
     """The anchor times (float64, in order) of one track's hits with t_q >= since whose
     offset t_ref - t_q is within `tolerance` of `offset`, and how many hits of that track
     there are since then in all. One pass in C over the window, no copy of it."""
-    track, t_ref, t_q, bound = window.since(since)
-    n = len(track)
-    if n == 0:
+    runs, bound = window.since(since)
+    if runs.n == 0:
         return np.empty(0), 0
-    ptrs = Scorer._pointers(track, t_ref, t_q)
     of_track = ffi.new("long long *")
     out = np.empty(256, np.float64)
     while True:
-        found = int(lib.es_ev_near(*ptrs, n, bound, int(track_id), float(offset), float(tolerance),
+        found = int(lib.es_ev_near(runs.hits, bound, int(track_id), float(offset), float(tolerance),
                                    ffi.cast("double *", ffi.from_buffer(out)), len(out), of_track))
         if found <= len(out):
             return out[:found], int(of_track[0])
@@ -205,14 +274,12 @@ class Scorer:
                   mute: tuple[int, float] | None) -> CellScore | None:
         """The best cell of the hits with t_q >= since, the muted (track, t_q before) left
         out; None when no hit is left."""
-        track, t_ref, t_q, bound = window.since(since)
-        n = len(track)
-        if n == 0:
+        runs, bound = window.since(since)
+        if runs.n == 0:
             return None
-        work = _work(2 * n)
+        work = _work(2 * runs.n)
         mute_track, mute_before = (-1, 0.0) if mute is None else (int(mute[0]), float(mute[1]))
-        ptrs = self._pointers(track, t_ref, t_q)
-        rc = lib.es_ev_score(*ptrs, n, bound, mute_track, mute_before, self.bin_frames,
+        rc = lib.es_ev_score(runs.hits, bound, mute_track, mute_before, self.bin_frames,
                              self.window_bins, self.block_bins, self.tail_min,
                              ffi.cast("unsigned long long *", ffi.from_buffer(work)), self._result)
         if rc == lib.ES_EV_EMPTY:
@@ -221,17 +288,11 @@ class Scorer:
             raise ValueError("evidence out of range for the offset histogram")
         r = self._result
         offsets = np.empty(int(r.count), np.float64)
-        lib.es_ev_cell_offsets(*ptrs, n, bound, mute_track, mute_before, self.bin_frames,
+        lib.es_ev_cell_offsets(runs.hits, bound, mute_track, mute_before, self.bin_frames,
                                self.window_bins, r.track, r.bin,
                                ffi.cast("double *", ffi.from_buffer(offsets)), len(offsets))
         return CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
                          k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), offsets=offsets)
-
-    @staticmethod
-    def _pointers(track: np.ndarray, t_ref: np.ndarray, t_q: np.ndarray) -> tuple[object, object, object]:
-        return (ffi.cast("unsigned int *", ffi.from_buffer(track)),
-                ffi.cast("unsigned int *", ffi.from_buffer(t_ref)),
-                ffi.cast("float *", ffi.from_buffer(t_q)))
 
 
 class PostingRuns:
@@ -258,13 +319,17 @@ class PostingRuns:
         args = (self._raw, self._keys, len(self.keys), self._starts,
                 ffi.cast("unsigned int *", ffi.from_buffer(hashes)), ffi.cast("float *", ffi.from_buffer(times)),
                 len(hashes), max_postings)
-        n = int(lib.es_ev_join(*args, ffi.NULL, ffi.NULL, ffi.NULL, 0))   # count first: reserve exactly
+        n_runs = ffi.new("long long *")
+        # count first: reserve exactly
+        n = int(lib.es_ev_join(*args, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, 0, 0, 0, n_runs))
         if n == 0:
             return 0
-        tr, tref, tq = window.reserve_for_join(n)
+        runs = int(n_runs[0])
+        tr, tref, run_t, run_end, base = window.reserve_for_join(n, runs)
         lib.es_ev_join(*args, ffi.cast("unsigned int *", ffi.from_buffer(tr)),
-                       ffi.cast("unsigned int *", ffi.from_buffer(tref)), ffi.cast("float *", ffi.from_buffer(tq)), n)
-        window.commit_join(n, times)
+                       ffi.cast("unsigned int *", ffi.from_buffer(tref)), ffi.cast("float *", ffi.from_buffer(run_t)),
+                       ffi.cast("unsigned int *", ffi.from_buffer(run_end)), base, n, runs, n_runs)
+        window.commit_join(n, runs, times)
         return n
 
 
