@@ -5,8 +5,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import mutagen
-
 
 @dataclass(frozen=True)
 class TrackMeta:
@@ -38,6 +36,8 @@ def meta_from_name(path: Path) -> TrackMeta:
 
 def read_meta(path: Path) -> TrackMeta:
     """Title, artist and album from the tags when present, else from the file name."""
+    import mutagen  # here: only ingest reads tags, and `earshot run` imports this module too
+
     fallback = meta_from_name(path)
     try:
         f = mutagen.File(str(path), easy=True)

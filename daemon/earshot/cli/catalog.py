@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rapidfuzz import fuzz, process, utils
-
 from ..catalog import Catalog
 from ..errors import UsageError
 from .common import add_catalog_option, catalog_path, config_from_args, open_catalog_for_reading, print_json
@@ -78,6 +76,10 @@ def remove(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
+    # imported here: every command's parser is built for `earshot run` too, and the daemon
+    # has no use for rapidfuzz's 2.4 MB
+    from rapidfuzz import fuzz, process, utils
+
     text = " ".join(args.text).strip()
     if not text:
         raise UsageError("search needs some text")
