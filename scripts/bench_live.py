@@ -505,6 +505,18 @@ def status_kb(pid: str = "self") -> dict[str, int]:
     return out
 
 
+def mapped_kb(name: str) -> int:
+    """Resident kB of this process's mappings of files called `name` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:   # a mapping's first line
+            inside = len(head) >= 6 and Path(head[-1]).name == name
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
 def memrun(wav: Path, catalog_dir: Path) -> None:
     """(In a fresh process) the pipeline over a WAV streamed from disk; prints its memory."""
     import gc
@@ -530,6 +542,8 @@ def memrun(wav: Path, catalog_dir: Path) -> None:
     gc.collect()
     end = status_kb()
     print(json.dumps({"before_kb": base, "after_open_kb": opened, "end_kb": end,
+                      "catalog_map_kb": mapped_kb("data.mdb"),
+                      "catalog_file_kb": (catalog_dir / "data.mdb").stat().st_size // 1024,
                       "largest_rss_anon_kb": largest_anon,
                       "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                       "audio_s": pipe.stats.audio_s}))
@@ -559,7 +573,11 @@ def phase_memory(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, An
         "peak_rss_mb": m["end_kb"]["VmHWM"] / 1024, "ru_maxrss_mb": m["ru_maxrss_kb"] / 1024,
         "after_imports_mb": m["before_kb"]["VmRSS"] / 1024, "after_catalog_open_mb": m["after_open_kb"]["VmRSS"] / 1024,
         "end_rss_anon_mb": m["end_kb"]["RssAnon"] / 1024, "end_rss_file_mb": m["end_kb"]["RssFile"] / 1024,
-        "largest_rss_anon_mb": m["largest_rss_anon_kb"] / 1024, "audio_s": m["audio_s"]}}
+        "largest_rss_anon_mb": m["largest_rss_anon_kb"] / 1024, "audio_s": m["audio_s"],
+        # of the file-backed pages, the catalog's: LMDB reads through a map, and the kernel's
+        # fault-around maps the 64 kB around every page read (MADV_RANDOM does not stop it),
+        # so a few minutes of lookups map about the whole file
+        "end_catalog_map_mb": m["catalog_map_kb"] / 1024, "catalog_file_mb": m["catalog_file_kb"] / 1024}}
     print("  memory: earshot run --input file:... --fast ...", file=sys.stderr)
     cmd = [sys.executable, "-m", "earshot", "run", "--input", f"file:{wav}", "--fast", "--catalog", str(args.catalog)]
     t0 = time.perf_counter()
@@ -788,6 +806,9 @@ def render(report: dict[str, Any]) -> str:
                          f"{p['after_catalog_open_mb']:.1f} |")
             lines.append(f"| ... at the end: anonymous / file-backed (LMDB map, libraries) | "
                          f"{p['end_rss_anon_mb']:.1f} / {p['end_rss_file_mb']:.1f} |")
+            if "end_catalog_map_mb" in p:
+                lines.append(f"| ... of the file-backed: the catalog's LMDB map (the file is "
+                             f"{p['catalog_file_mb']:.1f} MB) | {p['end_catalog_map_mb']:.1f} |")
         r = mem.get("earshot_run_fast")
         if r:
             lines.append(f"| `earshot run --input file:… --fast` (whole daemon) | {r['peak_rss_mb']:.1f} |")
