@@ -439,12 +439,11 @@ class Catalog:
                 return self.lookup(hashes, t)
         if len(hashes) == 0:
             return np.empty(0, LOOKUP_DTYPE)
-        keys = np.asarray(hashes, dtype=">u4").tobytes()
+        # the keys as 4-byte big-endian bytes objects: numpy's void view makes them in C
+        # (a Python slice per key cost ~0.09 us each, 0.9 ms for a 10 s query's 10 k keys)
+        keys = np.asarray(hashes, dtype=">u4").view("V4").tolist()
         cur = txn.cursor(db=self._postings)
-        raw = cur.getmulti(
-            [keys[i:i + 4] for i in range(0, len(keys), 4)],
-            dupdata=True, dupfixed_bytes=POSTING_BYTES, keyfixed=True,
-        )
+        raw = cur.getmulti(keys, dupdata=True, dupfixed_bytes=POSTING_BYTES, keyfixed=True)
         # (hash u32, track u24, frame u24) records widened to LOOKUP_DTYPE's three u32 in C
         # (one pass; the numpy way took four and as many temporaries)
         n = len(raw) // (4 + POSTING_BYTES)
