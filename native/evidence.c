@@ -277,17 +277,18 @@ static int score_sorted(const kept_hits *kh, int window_bins, int block_bins, in
 
 /* One chunk of a track's dense counts d[0..len + window_bins - 1): s[c] = the window of
  * bin c (d[c] + .. + d[c + window_bins - 1]) where d[c] > 0, else 0. Returns the largest.
- * Loops over whole chunks so that they vectorise. */
-static int window_chunk(const unsigned short *d, int len, int window_bins, int *s)
+ * Counts of 8 bits, windows of at most 64 of them: 16-bit lanes hold them (8 a vector);
+ * loops over whole chunks so that they vectorise. */
+static int window_chunk(const unsigned char *d, int len, int window_bins, short *s)
 {
     for (int c = 0; c < len; c++)
         s[c] = d[c];
     for (int k = 1; k < window_bins; k++)
         for (int c = 0; c < len; c++)
-            s[c] += d[c + k];
-    int mx = 0;
+            s[c] = (short)(s[c] + d[c + k]);
+    short mx = 0;
     for (int c = 0; c < len; c++) {
-        int v = d[c] ? s[c] : 0;
+        short v = d[c] ? s[c] : 0;
         s[c] = v;
         mx = v > mx ? v : mx;
     }
@@ -306,7 +307,7 @@ typedef struct {
 typedef struct {
     long long n_tracks, cells, blocks, m, need;
     dense_track *tab;
-    unsigned short *cnt;
+    unsigned char *cnt;
     unsigned int *bmax, *hist;
 } dense_layout;
 
@@ -379,20 +380,20 @@ static int dense_plan(const es_ev_hits *hits, double since, long long mute_track
             return 1;
     }
     d->m = m, d->cells = c, d->blocks = b;
-    d->need = hist_len + 3 * n_tracks + (c + 3) / 4 + (b + 1) / 2;
+    d->need = hist_len + 3 * n_tracks + (c + 7) / 8 + (b + 1) / 2;
     if (d->need > work_len)
         return 1;
     d->hist = (unsigned int *)work;
     d->tab = tab;
-    d->cnt = (unsigned short *)(work + hist_len + 3 * n_tracks);
-    d->bmax = (unsigned int *)(work + hist_len + 3 * n_tracks + (c + 3) / 4);
+    d->cnt = (unsigned char *)(work + hist_len + 3 * n_tracks);
+    d->bmax = (unsigned int *)(work + hist_len + 3 * n_tracks + (c + 7) / 8);
     return ES_EV_OK;
 }
 
 /* The dense method: counts in an array of bins per track, each block's bins contiguous;
  * windows and block maxima are then short scans, and nothing is sorted or stored per hit.
  * Same results as score_sorted. Returns ES_EV_OK, ES_EV_EMPTY, ES_EV_EINVAL as es_ev_score,
- * or 1 when the dense method cannot be used (see dense_plan; or a cell of 65536 hits). */
+ * or 1 when the dense method cannot be used (see dense_plan; or a cell of 256 hits). */
 static int score_dense(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
                        double bin_frames, int window_bins, int block_bins, int tail_min, int method,
                        unsigned long long *work, long long work_len, es_ev_result *r)
@@ -422,8 +423,8 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
             long long bin = 0;
             floor_bin(inv_bin > 0.0 ? off * inv_bin : off / bin_frames, &bin);   /* in range: planned */
             const dense_track *e = L.tab + track[i];
-            unsigned short *x = L.cnt + e->base + (bin - e->origin);
-            *x = (unsigned short)(*x + 1);
+            unsigned char *x = L.cnt + e->base + (bin - e->origin);
+            *x = (unsigned char)(*x + 1);
             over |= *x == 0;
         }
     }
@@ -431,13 +432,13 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
         return 1;
 
     /* windows and each block's largest (bmax, in key order), and the first largest */
-    int s[DENSE_CHUNK];   /* windows of at most 64 counts of 16 bits: an int's 31 bits hold them */
+    short s[DENSE_CHUNK];
     unsigned int best_window = 0, best_track = 0;
     long long best_bin = 0, own_block = 0, bi = 0;
     for (long long t = 0; t < L.n_tracks; t++) {
         const dense_track *e = L.tab + t;
         for (long long b = 0; b < e->blocks; b++) {
-            const unsigned short *d = L.cnt + e->base + b * block_bins;
+            const unsigned char *d = L.cnt + e->base + b * block_bins;
             unsigned int mx = 0;
             for (int c0 = 0; c0 < block_bins; c0 += DENSE_CHUNK) {
                 int len = block_bins - c0 < DENSE_CHUNK ? block_bins - c0 : DENSE_CHUNK;

@@ -67,13 +67,15 @@ typedef struct {
  * 2 * n, n the hits in `hits`.
  *
  * Two methods give the same result. ES_EV_SORT radix-sorts the hits' (track, bin) keys and
- * counts runs of equal keys. ES_EV_DENSE counts hits in an array of 16-bit counters over
- * each track's span of bins (per block, the bins contiguous), and windows and block maxima
- * are then short vectorised scans: several times faster when the spans hold few bins per
- * hit, as a live window on a catalog of hours does, but it needs dense_need elements of work.
- * ES_EV_AUTO takes the dense method when the spans hold at most 16 bins a hit and it fits
- * in work_len; either falls back to sorting (method ES_EV_SORT in the result) when the
- * dense one cannot be used (no room, or a cell of 65536 hits).
+ * counts runs of equal keys. ES_EV_DENSE counts hits in an array of 8-bit counters over
+ * each track's span of bins (per block, the bins contiguous, the windows' sums in 16-bit
+ * lanes), and windows and block maxima are then short vectorised scans: faster when the
+ * spans hold few bins per hit, as a live window on a catalog of hours does (~6), and it
+ * needs dense_need elements of work (there, less than the 2 n sorting takes). ES_EV_AUTO
+ * takes the dense method when the spans hold at most 16 bins a kept hit and it fits in
+ * work_len; either falls back to sorting (method ES_EV_SORT in the result) when the dense
+ * one cannot be used: no room, windows over 64 bins, or a cell of 256 hits or more (a loud
+ * clean match: found after the counting, which is then wasted).
  *
  * Returns ES_EV_OK, ES_EV_EMPTY when no hit is left, ES_EV_EINVAL on bad arguments
  * (bin_frames <= 0, window_bins < 1, block_bins < 1, offsets out of range, run ends out of

@@ -85,10 +85,10 @@ def test_auto_counts_densely_when_the_bins_are_few_per_hit_and_sorts_otherwise()
 
 def test_the_scratch_grows_for_the_dense_method_when_it_needs_more_than_sorting():
     def run():
-        rng = np.random.default_rng(3)                  # ~10 bins a hit: dense needs > 2 n elements
+        rng = np.random.default_rng(3)                  # ~15 bins a hit: dense needs > 2 n elements
         n = 20000
         track = rng.integers(0, 4, n).astype(np.uint32)
-        t_ref = rng.integers(0, 100000, n).astype(np.uint32)
+        t_ref = rng.integers(0, 150000, n).astype(np.uint32)
         t_q = np.sort(rng.uniform(0, 1000, n)).astype(np.float32)
         w = EvidenceWindow()
         w.append(track, t_ref, t_q)
@@ -101,18 +101,17 @@ def test_the_scratch_grows_for_the_dense_method_when_it_needs_more_than_sorting(
     assert first[0] == second[0] == sorted_
 
 
-def test_a_cell_of_65536_hits_is_scored_by_sorting():
-    """The dense counters are 16 bits: a cell that overflows one falls back to sorting."""
-    n = 70000
-    track = np.r_[np.full(n, 2), np.arange(2000) % 5].astype(np.uint32)
-    t_ref = np.r_[np.full(n, 501), np.arange(2000) * 7].astype(np.uint32)   # offsets in (500, 501]: one bin
-    t_q = np.r_[np.linspace(0, 0.99, n), np.linspace(1, 20, 2000)].astype(np.float32)
+@pytest.mark.parametrize("crowd,method", [(255, "dense"), (256, "sort"), (70000, "sort")])
+def test_a_cell_of_256_hits_or_more_is_scored_by_sorting(crowd, method):
+    """The dense counters are 8 bits: a cell that overflows one falls back to sorting."""
+    track = np.r_[np.full(crowd, 2), np.arange(2000) % 5].astype(np.uint32)
+    t_ref = np.r_[np.full(crowd, 501), np.arange(2000) * 7].astype(np.uint32)   # offsets in (500, 501]: one bin
+    t_q = np.r_[np.linspace(0, 0.99, crowd), np.linspace(1, 20, 2000)].astype(np.float32)
     w = EvidenceWindow()
     w.append(track, t_ref, t_q)
-    scorer = Scorer(BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN, method="dense")
-    cell = scorer.best_cell(w, None, None)
-    assert scorer.last_method == "sort" and cell is not None and cell.count >= n
-    assert fields(cell)[:7] == reference_cell(track, t_ref, t_q, BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
+    cell, used = score(w, method="dense")
+    assert used == method and cell[2] >= crowd
+    assert cell[:7] == reference_cell(track, t_ref, t_q, BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
 
 
 def test_out_of_range_offsets_are_refused_by_both_methods():

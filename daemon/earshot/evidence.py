@@ -266,9 +266,9 @@ class Scorer:
     """Scores windows with the C kernel (its scratch is per thread, see `_work`).
 
     The kernel counts in a dense array when that pays (a live window on a catalog of hours:
-    ~1.4 M bins for ~240 k hits, 3.4 -> 1 ms a scoring measured on the hour benchmark's room
-    mix) and there is room for it in the scratch; it says how much it needed, and the scratch
-    is grown to that for the next scoring. `method` forces one (the tests compare them)."""
+    ~1.4 M bins for ~250 k hits) and there is room for it in the scratch (it needs less than
+    sorting does there); it says how much it needed, and the scratch is grown to that for the
+    next scoring. `method` forces one (the tests compare them; the results are the same)."""
 
     def __init__(self, bin_frames: float, window_bins: int, block_bins: int, tail_min: int,
                  method: str = "auto"):

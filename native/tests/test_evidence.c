@@ -1,6 +1,6 @@
 /* es_ev_score: the dense method gives the sorting method's result, field for field, on
  * random windows (crowded and sparse, filtered by since and a mute, other bins, windows and
- * blocks); the automatic choice; the fallbacks (a 16-bit counter overflowing, too little
+ * blocks); the automatic choice; the fallbacks (an 8-bit counter overflowing, too little
  * scratch); empty and invalid inputs. The results' digest must be the same on aarch64. */
 #include "../evidence.h"
 #include "check.h"
@@ -9,14 +9,14 @@
 #include <string.h>
 
 /* A window of n hits over `tracks` tracks and t_ref in [0, span), anchor times ascending in
- * runs of `per_run` hits, a fifth of the hits on one alignment of track 3. */
+ * runs of `per_run` hits, one hit in `aligned` on one alignment of track 3. */
 typedef struct {
     unsigned int *track, *t_ref, *run_end;
     float *run_t;
     es_ev_hits hits;
 } window;
 
-static void window_make(window *w, rng *r, long long n, int tracks, int span, int per_run)
+static void window_make(window *w, rng *r, long long n, int tracks, int span, int per_run, unsigned int aligned)
 {
     long long runs = (n + per_run - 1) / per_run;
     w->track = malloc(sizeof(unsigned int) * n);
@@ -30,9 +30,9 @@ static void window_make(window *w, rng *r, long long n, int tracks, int span, in
         long long end = (run + 1) * per_run < n ? (run + 1) * per_run : n;
         w->run_end[run] = (unsigned int)end;
         for (long long i = run * per_run; i < end; i++) {
-            int aligned = rng_u32(r) % 5 == 0;
-            w->track[i] = aligned ? 3 : rng_u32(r) % (unsigned int)tracks;
-            w->t_ref[i] = aligned ? (unsigned int)(t + 777.0) + rng_u32(r) % 3 : rng_u32(r) % (unsigned int)span;
+            int on = rng_u32(r) % aligned == 0;
+            w->track[i] = on ? 3 : rng_u32(r) % (unsigned int)tracks;
+            w->t_ref[i] = on ? (unsigned int)(t + 777.0) + rng_u32(r) % 3 : rng_u32(r) % (unsigned int)span;
         }
     }
     es_ev_hits h = {w->track, w->t_ref, w->run_t, w->run_end, runs, 0};
@@ -93,10 +93,10 @@ static void test_methods_agree_on_random_windows(void)
 {
     rng r = {42};
     window w;
-    window_make(&w, &r, 200000, 160, 15000, 250);   /* a live window on a catalog of hours */
+    window_make(&w, &r, 200000, 160, 15000, 250, 1000);   /* a live window on a catalog of hours */
     score_args live = {-1e300, 0.0, 2.0, -1, 4, 64, 10};
     es_ev_result found = compare("live", &w, &live, 1);
-    CHECK(found.track == 3 && found.count > 20000, "the planted alignment: track %u count %lld", found.track,
+    CHECK(found.track == 3 && found.count > 150, "the planted alignment: track %u count %lld", found.track,
           found.count);
     report_value("live_count", (double)found.count);
     report_value("live_null_blocks", (double)found.n_null);
@@ -116,8 +116,12 @@ static void test_methods_agree_on_random_windows(void)
         compare("other bins, windows, blocks", &w, &other[i], 1);
     window_free(&w);
 
-    window_make(&w, &r, 3000, 7, 400, 40);       /* few tracks, many duplicate cells */
+    window_make(&w, &r, 3000, 7, 400, 40, 50);       /* few tracks, many duplicate cells */
     compare("crowded", &w, &live, 1);
+    window_free(&w);
+
+    window_make(&w, &r, 100000, 160, 15000, 250, 5);  /* a clean match: 256 hits in a cell */
+    compare("a cell over 255 hits", &w, &live, 0);
     window_free(&w);
 }
 
@@ -125,7 +129,7 @@ static void test_auto_sorts_a_sparse_window(void)
 {
     rng r = {7};
     window w;
-    window_make(&w, &r, 2000, 50, 4000000, 20);   /* ~1000 bins a hit */
+    window_make(&w, &r, 2000, 50, 4000000, 20, 1000);   /* ~1000 bins a hit */
     score_args a = {-1e300, 0.0, 2.0, -1, 4, 64, 10};
     long long len = 2 * 2000;
     unsigned long long *work = malloc(sizeof(unsigned long long) * len);
@@ -143,7 +147,7 @@ static void test_fallbacks(void)
 {
     rng r = {9};
     window w;
-    window_make(&w, &r, 300000, 160, 15000, 250);
+    window_make(&w, &r, 300000, 160, 15000, 250, 1000);
     score_args a = {-1e300, 0.0, 2.0, -1, 4, 64, 10};
     long long len = 2 * 300000;
     unsigned long long *work = malloc(sizeof(unsigned long long) * (len + 2000000));
@@ -151,26 +155,27 @@ static void test_fallbacks(void)
     /* exactly the minimum: the dense method needs less here (n / 2 + the counts) */
     CHECK(score(&w, &a, ES_EV_AUTO, work, len, &x) == ES_EV_OK && x.method == ES_EV_DENSE && x.dense_need <= len,
           "auto with 2n of work: method %d need %lld", x.method, x.dense_need);
-    /* too little for the dense method (twice the bins): sorted, and the need reported */
-    a.bin_frames = 1.0;
+    /* too little for the dense method (more bins): sorted, and the need reported */
+    a.bin_frames = 0.6;
     CHECK(score(&w, &a, ES_EV_AUTO, work, len, &x) == ES_EV_OK && x.method == ES_EV_SORT && x.dense_need > len,
           "auto short of work: method %d need %lld", x.method, x.dense_need);
     CHECK(score(&w, &a, ES_EV_AUTO, work, x.dense_need, &y) == ES_EV_OK && y.method == ES_EV_DENSE &&
           same_cell(&x, &y), "auto given the need: method %d", y.method);
     window_free(&w);
 
-    /* 70000 hits in one cell: a 16-bit counter overflows, the dense method sorts instead */
-    long long n = 70000;
-    unsigned int *track = calloc(n, sizeof *track), *t_ref = malloc(sizeof *t_ref * n), end = (unsigned int)n;
-    for (long long i = 0; i < n; i++)
-        t_ref[i] = 501;
-    float t = 0.0f;
-    es_ev_hits one = {track, t_ref, &t, &end, 1, 0};
-    a.bin_frames = 2.0;
-    int rc = es_ev_score(&one, -1e300, -1, 0.0, 2.0, 4, 64, 10, work, 2 * n, ES_EV_DENSE, &x);
-    CHECK(rc == ES_EV_OK && x.method == ES_EV_SORT && x.count == n && x.bin == 250 && x.n_null == 0,
-          "overflow: rc %d method %d count %lld bin %lld", rc, x.method, x.count, x.bin);
-    free(track), free(t_ref), free(work);
+    /* 255 hits in one cell are counted densely; 256 overflow an 8-bit counter: sorted */
+    for (long long n = 255; n <= 256; n++) {
+        unsigned int *track = calloc(n, sizeof *track), *t_ref = malloc(sizeof *t_ref * n), end = (unsigned int)n;
+        for (long long i = 0; i < n; i++)
+            t_ref[i] = 501;
+        float t = 0.0f;
+        es_ev_hits one = {track, t_ref, &t, &end, 1, 0};
+        int rc = es_ev_score(&one, -1e300, -1, 0.0, 2.0, 4, 64, 10, work, 2 * n, ES_EV_DENSE, &x);
+        CHECK(rc == ES_EV_OK && x.method == (n < 256 ? ES_EV_DENSE : ES_EV_SORT) && x.count == n && x.bin == 250 &&
+              x.n_null == 0, "%lld in a cell: rc %d method %d count %lld bin %lld", n, rc, x.method, x.count, x.bin);
+        free(track), free(t_ref);
+    }
+    free(work);
 }
 
 static void test_empty_and_invalid(void)
