@@ -305,19 +305,20 @@ typedef struct {
 /* The dense method's scratch, in work: the tail's histogram (n + 2 counters of 32 bits:
  * the null maxima are at most m <= n), the tracks, the counts, each block's largest window. */
 typedef struct {
-    long long n_tracks, cells, blocks, m, need;
+    long long n_tracks, cells, blocks, need;
     dense_track *tab;
     unsigned char *cnt;
     unsigned int *bmax, *hist;
 } dense_layout;
 
-/* The tracks' spans of offset bins (one pass over the kept hits, bins computed as collect
- * does) and the scratch they need. Returns ES_EV_OK, ES_EV_EMPTY, ES_EV_EINVAL, or 1 when
- * the dense method is not worth it (more than DENSE_CELLS_PER_HIT bins a kept hit, unless
- * forced) or does not fit in work (d->need says how much it would take). */
-static int dense_plan(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
-                      double bin_frames, int window_bins, int block_bins, int method,
-                      unsigned long long *work, long long work_len, dense_layout *d)
+/* Bounds of the tracks' spans of offset bins (one pass over the hits in integers, no
+ * filter: a span is at most the window's spread of t_q wider than that of the kept hits) and
+ * the scratch they need. Returns ES_EV_OK, ES_EV_EMPTY (no run kept), or 1 when the dense
+ * method is not worth it (more than DENSE_CELLS_PER_HIT bins a hit, unless forced), does not
+ * fit in work (d->need says how much it would take), or a bound is out of range. */
+static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, int window_bins,
+                      int block_bins, int method, unsigned long long *work, long long work_len,
+                      dense_layout *d)
 {
     const long long n = hit_count(hits);
     const unsigned int *track = hits->track, *t_ref = hits->t_ref;
@@ -336,41 +337,39 @@ static int dense_plan(const es_ev_hits *hits, double since, long long mute_track
     }
     dense_track *tab = (dense_track *)(work + hist_len);
     for (long long t = 0; t < n_tracks; t++)
-        tab[t].origin = 1LL << 40, tab[t].base = -(1LL << 40), tab[t].blocks = 0;
-    /* each track's lowest and highest bin, for a moment in origin and base */
-    const double inv_bin = exact_reciprocal(bin_frames);
-    long long m = 0;
-    for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
-        const long long end = hits->run_end[run];
+        tab[t].origin = 1LL << 40, tab[t].base = -1, tab[t].blocks = 0;
+    /* each track's lowest and highest t_ref (for a moment in origin and base) over every hit
+     * stored, in integers: with the kept runs' earliest and latest t_q they bound the bins of
+     * the track's kept hits (the offset's rounding, the product and floor are monotone) */
+    for (long long i = hits->first; i < hits->first + n; i++) {
+        dense_track *e = tab + track[i];
+        long long x = t_ref[i];
+        e->origin = x < e->origin ? x : e->origin;
+        e->base = x > e->base ? x : e->base;
+    }
+    double q_lo = INFINITY, q_hi = -INFINITY;
+    for (long long run = 0; run < hits->n_runs; run++) {
         const double q = (double)hits->run_t[run];
-        if (!run_kept(q, since)) {
-            i = end;
-            continue;
-        }
-        const int muted = run_muted(q, mute_track, mute_before);
-        for (; i < end; i++) {
-            if (muted && (long long)track[i] == mute_track)
-                continue;
-            double off = (double)t_ref[i] - q;
-            long long bin;
-            if (!floor_bin(inv_bin > 0.0 ? off * inv_bin : off / bin_frames, &bin))
-                return ES_EV_EINVAL;
-            dense_track *e = tab + track[i];
-            e->origin = bin < e->origin ? bin : e->origin;
-            e->base = bin > e->base ? bin : e->base;
-            e->blocks = 1;
-            m++;
+        if (run_kept(q, since)) {
+            q_lo = q < q_lo ? q : q_lo;
+            q_hi = q > q_hi ? q : q_hi;
         }
     }
-    if (m == 0)
+    if (!(q_lo <= q_hi))
         return ES_EV_EMPTY;
-    const long long budget = method == ES_EV_DENSE ? (1LL << 40) : DENSE_CELLS_PER_HIT * m;
+    const double inv_bin = exact_reciprocal(bin_frames);
+    const long long budget = method == ES_EV_DENSE ? (1LL << 40) : DENSE_CELLS_PER_HIT * n;
     long long c = 0, b = 0;
     for (long long t = 0; t < n_tracks; t++) {
         dense_track *e = tab + t;
-        if (!e->blocks)
+        if (e->base < 0)
             continue;
-        long long first = block_of(e->origin, block_bins), last = block_of(e->base, block_bins);
+        double off_lo = (double)e->origin - q_hi, off_hi = (double)e->base - q_lo;
+        long long lo, hi;
+        if (!floor_bin(inv_bin > 0.0 ? off_lo * inv_bin : off_lo / bin_frames, &lo) ||
+            !floor_bin(inv_bin > 0.0 ? off_hi * inv_bin : off_hi / bin_frames, &hi))
+            return 1;   /* a bound out of range: sorting checks every hit */
+        long long first = block_of(lo, block_bins), last = block_of(hi, block_bins);
         e->origin = first * block_bins - (1LL << 32);
         e->base = c;
         e->blocks = last - first + 1;
@@ -379,7 +378,7 @@ static int dense_plan(const es_ev_hits *hits, double since, long long mute_track
         if (c + 3 * n_tracks > budget)
             return 1;
     }
-    d->m = m, d->cells = c, d->blocks = b;
+    d->cells = c, d->blocks = b;
     d->need = hist_len + 3 * n_tracks + (c + 7) / 8 + (b + 1) / 2;
     if (d->need > work_len)
         return 1;
@@ -392,15 +391,15 @@ static int dense_plan(const es_ev_hits *hits, double since, long long mute_track
 
 /* The dense method: counts in an array of bins per track, each block's bins contiguous;
  * windows and block maxima are then short scans, and nothing is sorted or stored per hit.
- * Same results as score_sorted. Returns ES_EV_OK, ES_EV_EMPTY, ES_EV_EINVAL as es_ev_score,
- * or 1 when the dense method cannot be used (see dense_plan; or a cell of 256 hits). */
+ * Same results as score_sorted. Returns ES_EV_OK, ES_EV_EMPTY as es_ev_score, or 1 when the
+ * dense method cannot be used (see dense_plan; or a cell of 256 hits): out-of-range
+ * offsets are left to sorting, which finds them hit by hit. */
 static int score_dense(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
                        double bin_frames, int window_bins, int block_bins, int tail_min, int method,
                        unsigned long long *work, long long work_len, es_ev_result *r)
 {
     dense_layout L;
-    int rc = dense_plan(hits, since, mute_track, mute_before, bin_frames, window_bins, block_bins, method,
-                        work, work_len, &L);
+    int rc = dense_plan(hits, since, bin_frames, window_bins, block_bins, method, work, work_len, &L);
     r->dense_need = L.need;
     if (rc != ES_EV_OK)
         return rc;
@@ -408,6 +407,7 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
     const double inv_bin = exact_reciprocal(bin_frames);
     memset(L.cnt, 0, (size_t)L.cells * sizeof *L.cnt);
     unsigned int over = 0;
+    long long m = 0;
     for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
         const long long end = hits->run_end[run];
         const double q = (double)hits->run_t[run];
@@ -423,13 +423,21 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
             long long bin = 0;
             floor_bin(inv_bin > 0.0 ? off * inv_bin : off / bin_frames, &bin);   /* in range: planned */
             const dense_track *e = L.tab + track[i];
-            unsigned char *x = L.cnt + e->base + (bin - e->origin);
+            unsigned long long at = (unsigned long long)(bin - e->origin);
+            if (at >= (unsigned long long)(e->blocks * block_bins)) {   /* never: planned */
+                over = 1;
+                continue;
+            }
+            unsigned char *x = L.cnt + e->base + at;
             *x = (unsigned char)(*x + 1);
             over |= *x == 0;
+            m++;
         }
     }
     if (over)
         return 1;
+    if (m == 0)
+        return ES_EV_EMPTY;
 
     /* windows and each block's largest (bmax, in key order), and the first largest */
     short s[DENSE_CHUNK];
@@ -479,7 +487,7 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
     r->track = best_track;
     r->bin = best_bin;
     r->count = best_window;
-    r->kept = L.m;
+    r->kept = m;
     r->method = ES_EV_DENSE;
     return ES_EV_OK;
 }

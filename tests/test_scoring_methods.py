@@ -123,6 +123,23 @@ def test_out_of_range_offsets_are_refused_by_both_methods():
         assert Scorer(BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN, method=method).best_cell(w, 1e10, None) is None
 
 
+@pytest.mark.parametrize("since,mute", [(-1.0, None), (None, (4, 0.0))])
+def test_out_of_range_hits_left_out_by_the_filters_change_neither_method(since, mute):
+    """The dense method bounds its spans from every hit stored; an offset out of range among
+    hits the filters leave out must not change its answer (it leaves such windows to sorting)."""
+    rng = np.random.default_rng(11)
+    n = 5000
+    track = np.r_[np.full(50, 4), rng.integers(0, 6, n)].astype(np.uint32)
+    t_ref = np.r_[np.full(50, 10), rng.integers(0, 5000, n)].astype(np.uint32)
+    t_q = np.r_[np.full(50, -9.0e9), np.sort(rng.uniform(0, 300, n))].astype(np.float32)
+    w = EvidenceWindow()
+    w.append(track, t_ref, t_q)
+    keep = (t_q >= (since if since is not None else -np.inf)) & ~((track == 4) & (t_q < 0.0))
+    want = reference_cell(track[keep], t_ref[keep], t_q[keep], BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
+    for method in ("sort", "dense", "auto"):
+        assert score(w, since, mute, method)[0][:7] == want
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     path = tmp_path_factory.mktemp("methods") / "catalog"
