@@ -27,6 +27,11 @@
 #define ES_EV_EINVAL -1
 #define ES_EV_EMPTY -3
 
+/* es_ev_score's methods (the same results): choose, sort the keys, count in a dense array */
+#define ES_EV_AUTO 0
+#define ES_EV_SORT 1
+#define ES_EV_DENSE 2
+
 /**
  * A window's hits in runs of one anchor time: run r holds the hits [start_r, run_end[r]) of
  * track and t_ref, with start_0 = first and start_r = run_end[r - 1], and all of them have
@@ -51,18 +56,34 @@ typedef struct {
     long long u;                /**< the null maxima's value at descending rank k (0 when k == n_null) */
     long long top_sum;          /**< sum of the k largest null maxima */
     long long kept;             /**< hits scored (after the filters) */
+    int method;                 /**< the method that scored: ES_EV_SORT or ES_EV_DENSE */
+    long long dense_need;       /**< work elements the dense method needs for these hits (a
+                                     lower bound when more than work_len; 0: not worth it) */
 } es_ev_result;
 
 /**
  * Score the hits with t_q >= since, leaving out those with track == mute_track and
- * t_q < mute_before (mute_track < 0: none). `work` is scratch of at least 2 * n elements,
- * n the hits in `hits`. Returns ES_EV_OK, ES_EV_EMPTY when no hit is left, ES_EV_EINVAL on
- * bad arguments (bin_frames <= 0, window_bins < 1, block_bins < 1, offsets out of range,
- * run ends out of order). Never allocates.
+ * t_q < mute_before (mute_track < 0: none). `work` is scratch of work_len elements, at least
+ * 2 * n, n the hits in `hits`.
+ *
+ * Two methods give the same result. ES_EV_SORT radix-sorts the hits' (track, bin) keys and
+ * counts runs of equal keys. ES_EV_DENSE counts hits in an array of 8-bit counters over
+ * each track's span of bins (per block, the bins contiguous, the windows' sums in 16-bit
+ * lanes), and windows and block maxima are then short vectorised scans: faster when the
+ * spans hold few bins per hit, as a live window on a catalog of hours does (~6), and it
+ * needs dense_need elements of work (there, less than the 2 n sorting takes). ES_EV_AUTO
+ * takes the dense method when the spans hold at most 16 bins a kept hit and it fits in
+ * work_len; either falls back to sorting (method ES_EV_SORT in the result) when the dense
+ * one cannot be used: no room, windows over 64 bins, or a cell of 256 hits or more (a loud
+ * clean match: found after the counting, which is then wasted).
+ *
+ * Returns ES_EV_OK, ES_EV_EMPTY when no hit is left, ES_EV_EINVAL on bad arguments
+ * (bin_frames <= 0, window_bins < 1, block_bins < 1, offsets out of range, run ends out of
+ * order, work_len < 2 * n, an unknown method). Never allocates.
  */
 int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
                 double bin_frames, int window_bins, int block_bins, int tail_min,
-                unsigned long long *work, es_ev_result *out);
+                unsigned long long *work, long long work_len, int method, es_ev_result *out);
 
 /**
  * The offsets t_ref - t_q (double) of the hits es_ev_score counted in one cell: same

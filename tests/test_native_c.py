@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = ROOT / "native" / "tests"
-KERNELS = ("fft", "resample", "fingerprint", "loudness")
+KERNELS = ("fft", "resample", "fingerprint", "loudness", "evidence")
 CLOSING = re.compile(r"^test_(\w+): (\d+) passed, (\d+) failed$", re.MULTILINE)
 RUN_TIMEOUT_S = 300
 

@@ -263,12 +263,20 @@ def _work(n: int) -> np.ndarray:
 
 
 class Scorer:
-    """Scores windows with the C kernel (its scratch is per thread, see `_work`)."""
+    """Scores windows with the C kernel (its scratch is per thread, see `_work`).
 
-    def __init__(self, bin_frames: float, window_bins: int, block_bins: int, tail_min: int):
+    The kernel counts in a dense array when that pays (a live window on a catalog of hours:
+    ~1.4 M bins for ~250 k hits) and there is room for it in the scratch (it needs less than
+    sorting does there); it says how much it needed, and the scratch is grown to that for the
+    next scoring. `method` forces one (the tests compare them; the results are the same)."""
+
+    def __init__(self, bin_frames: float, window_bins: int, block_bins: int, tail_min: int,
+                 method: str = "auto"):
         self.bin_frames, self.window_bins = float(bin_frames), int(window_bins)
         self.block_bins, self.tail_min = int(block_bins), int(tail_min)
+        self.method = {"auto": lib.ES_EV_AUTO, "sort": lib.ES_EV_SORT, "dense": lib.ES_EV_DENSE}[method]
         self._result = ffi.new("es_ev_result *")
+        self.last_method = ""   # the method of the last scoring: "sort" or "dense"
 
     def best_cell(self, window: EvidenceWindow, since: float | None,
                   mute: tuple[int, float] | None) -> CellScore | None:
@@ -277,16 +285,20 @@ class Scorer:
         runs, bound = window.since(since)
         if runs.n == 0:
             return None
-        work = _work(2 * runs.n)
+        work = _work(max(2 * runs.n, getattr(_scratch, "dense_need", 0)))
         mute_track, mute_before = (-1, 0.0) if mute is None else (int(mute[0]), float(mute[1]))
         rc = lib.es_ev_score(runs.hits, bound, mute_track, mute_before, self.bin_frames,
                              self.window_bins, self.block_bins, self.tail_min,
-                             ffi.cast("unsigned long long *", ffi.from_buffer(work)), self._result)
+                             ffi.cast("unsigned long long *", ffi.from_buffer(work)), len(work),
+                             self.method, self._result)
         if rc == lib.ES_EV_EMPTY:
             return None
         if rc != lib.ES_EV_OK:
             raise ValueError("evidence out of range for the offset histogram")
         r = self._result
+        if r.dense_need > len(work):
+            _scratch.dense_need = int(r.dense_need)   # room for the dense method next time
+        self.last_method = "dense" if r.method == lib.ES_EV_DENSE else "sort"
         offsets = np.empty(int(r.count), np.float64)
         lib.es_ev_cell_offsets(runs.hits, bound, mute_track, mute_before, self.bin_frames,
                                self.window_bins, r.track, r.bin,
