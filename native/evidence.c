@@ -46,6 +46,37 @@ static int run_muted(double q, long long mute_track, double mute_before)
     return mute_track >= 0 && q < mute_before;
 }
 
+/* The runs the filters keep, one at a time: every kernel walks the hits so. */
+typedef struct {
+    const es_ev_hits *hits;
+    double since, mute_before;
+    long long mute_track, run, next; /* the next run, and its first hit */
+} kept_runs;
+
+static kept_runs kept_runs_of(const es_ev_hits *hits, double since, long long mute_track, double mute_before)
+{
+    kept_runs k = {hits, since, mute_before, mute_track, 0, hits->first};
+    return k;
+}
+
+/* The next run at or after `since`: its hits [*begin, *end), its anchor time, and whether
+ * the mute applies to it (then the hits of mute_track are left out). 0 when none is left. */
+static int next_kept_run(kept_runs *k, long long *begin, long long *end, double *q, int *muted)
+{
+    while (k->run < k->hits->n_runs) {
+        const long long a = k->next, e = k->hits->run_end[k->run];
+        const double t = (double)k->hits->run_t[k->run];
+        k->run++;
+        k->next = e;
+        if (run_kept(t, k->since)) {
+            *begin = a, *end = e, *q = t;
+            *muted = run_muted(t, k->mute_track, k->mute_before);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int bit_length(unsigned long long v)
 {
     int b = 0;
@@ -136,15 +167,12 @@ static int collect(const es_ev_hits *hits, double since, long long mute_track, d
     const double inv_bin = exact_reciprocal(bin_frames);
     long long m = 0, lo = LLONG_MAX, hi = LLONG_MIN;
     unsigned int max_track = 0;
-    for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
-        const long long end = hits->run_end[run];
-        const double q = (double)hits->run_t[run];
-        if (!run_kept(q, since)) {
-            i = end;
-            continue;
-        }
-        const int muted = run_muted(q, mute_track, mute_before);
-        for (; i < end; i++) {
+    kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
+    long long begin, end;
+    double q;
+    int muted;
+    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
+        for (long long i = begin; i < end; i++) {
             if (muted && (long long)track[i] == mute_track)
                 continue;
             double off = (double)t_ref[i] - q;
@@ -408,15 +436,12 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
     memset(L.cnt, 0, (size_t)L.cells * sizeof *L.cnt);
     unsigned int over = 0;
     long long m = 0;
-    for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
-        const long long end = hits->run_end[run];
-        const double q = (double)hits->run_t[run];
-        if (!run_kept(q, since)) {
-            i = end;
-            continue;
-        }
-        const int muted = run_muted(q, mute_track, mute_before);
-        for (; i < end; i++) {
+    kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
+    long long begin, end;
+    double q;
+    int muted;
+    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
+        for (long long i = begin; i < end; i++) {
             if (muted && (long long)track[i] == mute_track)
                 continue;
             double off = (double)t_ref[i] - q;
@@ -530,15 +555,14 @@ long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mut
     const double inv_bin = exact_reciprocal(bin_frames);
     const unsigned int *track = hits->track, *t_ref = hits->t_ref;
     long long found = 0;
-    for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
-        const long long end = hits->run_end[run];
-        const double q = (double)hits->run_t[run];
-        int muted = run_muted(q, mute_track, mute_before) && (long long)cell_track == mute_track;
-        if (!run_kept(q, since) || muted) {
-            i = end;
-            continue;
-        }
-        for (; i < end; i++) {
+    kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
+    long long begin, end;
+    double q;
+    int muted;
+    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
+        if (muted && (long long)cell_track == mute_track)
+            continue;   /* every hit of the cell's track in this run is left out */
+        for (long long i = begin; i < end; i++) {
             if (track[i] != cell_track)
                 continue;
             double off = (double)t_ref[i] - q;
@@ -634,14 +658,12 @@ long long es_ev_near(const es_ev_hits *hits, double since, unsigned int track_id
     long long near = 0, all = 0;
     if (runs_ok(hits)) {
         const unsigned int *track = hits->track, *t_ref = hits->t_ref;
-        for (long long run = 0, i = hits->first; run < hits->n_runs; run++) {
-            const long long end = hits->run_end[run];
-            const double q = (double)hits->run_t[run];
-            if (!run_kept(q, since)) {
-                i = end;
-                continue;
-            }
-            for (; i < end; i++) {
+        kept_runs k = kept_runs_of(hits, since, -1, 0.0);
+        long long begin, end;
+        double q;
+        int muted;
+        while (next_kept_run(&k, &begin, &end, &q, &muted)) {
+            for (long long i = begin; i < end; i++) {
                 if (track[i] != track_id)
                     continue;
                 all++;
