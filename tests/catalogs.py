@@ -1,11 +1,14 @@
 """Small catalogs of synthetic songs for tests (real LMDB files, built by the real ingest)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from earshot.audio.decode import Audio
+from earshot.audio.resample import Resampler
 from earshot.catalog import Catalog
+from earshot.fingerprint import PeakStream
 from earshot.ingest import ingest_audio
 from music import song
 
@@ -25,3 +28,23 @@ def song_catalog(path: Path, seeds: range, seconds: float, rate: int, title: str
             assert out.added, f"song {seed} was not added"
             songs[out.track_id] = x
     return songs
+
+
+def readonly_song_catalog(folder: Path, seeds: range, rate: int,
+                          seconds: float = 30.0) -> Iterator[tuple[Catalog, dict[int, np.ndarray]]]:
+    """For a module fixture (`yield from`): a catalog of titled songs S0, S1, ... made in
+    `folder`, opened read-only, and its songs by track id; closed when the module is done."""
+    path = folder / "catalog"
+    songs = song_catalog(path, seeds, seconds, rate, title="S{i}", source="/m/{i}.wav")
+    cat = Catalog.open(path, readonly=True)
+    yield cat, songs
+    cat.close()
+
+
+def peak_hops(cat: Catalog, x: np.ndarray, rate: int, hop_s: float = 0.25) -> Iterator[tuple[np.ndarray, int | None]]:
+    """The query peaks of `x` hop by hop as the live pipeline makes them (resampled with
+    state, streamed), with the peak stream's watermark after each hop."""
+    rs, ps = Resampler(rate, cat.params.sample_rate), PeakStream(cat.params.query_peaks)
+    hop = int(rate * hop_s)
+    for i in range(0, len(x), hop):
+        yield ps.process(rs.process(x[i:i + hop])), ps.frames_final

@@ -3,10 +3,9 @@ import math
 
 import numpy as np
 import pytest
-from earshot.audio.resample import Resampler
-from earshot.catalog import LOOKUP_DTYPE, Catalog
+from catalogs import peak_hops, readonly_song_catalog
+from earshot.catalog import LOOKUP_DTYPE
 from earshot.evidence import EvidenceWindow, Scorer, join_hits
-from earshot.fingerprint import PeakStream
 from earshot.matcher import (
     BIN_FRAMES,
     KEY_SHIFT,
@@ -20,7 +19,6 @@ from earshot.matcher import (
     window_counts,
 )
 from music import add_noise
-from catalogs import song_catalog
 
 RATE = 22050
 
@@ -185,24 +183,19 @@ def test_join_equals_the_numpy_reference(max_postings):
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ev") / "catalog"
-    songs = song_catalog(path, range(300, 303), 30.0, RATE, title="S{i}", source="/m/{i}.wav")
-    cat = Catalog.open(path, readonly=True)
-    yield cat, songs
-    cat.close()
+    yield from readonly_song_catalog(tmp_path_factory.mktemp("ev"), range(300, 303), RATE)
 
 
 def test_scoring_equals_the_numpy_reference_on_streamed_evidence(catalog):
     """Real hits: a noisy excerpt streamed hop by hop under several speed hypotheses."""
     cat, songs = catalog
     x = add_noise(songs[2][5 * RATE:17 * RATE], 5, seed=2)
-    rs, ps = Resampler(RATE, cat.params.sample_rate), PeakStream(cat.params.query_peaks)
     speeds = (1.0, 0.97, 1.03)
     session = MatchSession(cat, speeds=speeds)
     hop = RATE // 4
     compared = 0
-    for k, i in enumerate(range(0, len(x), hop)):
-        session.add_peaks(ps.process(rs.process(x[i:i + hop])), ps.frames_final)
+    for k, (peaks, final) in enumerate(peak_hops(cat, x, RATE)):
+        session.add_peaks(peaks, final)
         if k % 8 == 7:
             session.evict((k - 30) * hop / RATE / cat.params.frame_seconds)
             for speed in speeds:
@@ -250,18 +243,24 @@ def reference_cell(track, t_ref, t_q, bin_frames, window_bins, block_bins, tail_
             float(null[k]) if k < len(null) else 0.0, int(sum(null[:k])))
 
 
+def clustered_window(rng, n=6000):
+    """A window of n hits on six tracks, 30 % of them in offsets that repeat (many duplicate
+    cells), the rest spread over 40 frames: (window, track, t_ref, t_q)."""
+    t_q = np.sort(rng.uniform(0, 300, n)).astype(np.float32)
+    track = rng.integers(0, 6, n).astype(np.uint32)
+    t_ref = (rng.integers(0, 900, n) + np.where(rng.random(n) < 0.3, 0, rng.integers(0, 40, n))).astype(np.uint32)
+    w = EvidenceWindow()
+    w.append(track, t_ref, t_q)
+    return w, track, t_ref, t_q
+
+
 @pytest.mark.parametrize("bin_frames,window_bins,block_bins", [
     (2.0, 4, 64), (3.0, 4, 50), (0.5, 1, 7), (1.0, 5, 64), (2.5, 2, 3)])
 def test_scoring_fields_equal_the_reference_for_other_bins_windows_and_blocks(bin_frames, window_bins, block_bins):
     """The kernel's fast paths (an exact reciprocal for power-of-two bins, branch-free runs
     and windows, one division a block) against the reference, with many duplicate cells."""
     rng = np.random.default_rng(int(bin_frames * 10) + window_bins)
-    n = 6000
-    t_q = np.sort(rng.uniform(0, 300, n)).astype(np.float32)
-    track = rng.integers(0, 6, n).astype(np.uint32)
-    t_ref = (rng.integers(0, 900, n) + np.where(rng.random(n) < 0.3, 0, rng.integers(0, 40, n))).astype(np.uint32)
-    w = EvidenceWindow()
-    w.append(track, t_ref, t_q)
+    w, track, t_ref, t_q = clustered_window(rng)
     cell = Scorer(bin_frames, window_bins, block_bins, 10).best_cell(w, None, None)
     got = (cell.track, cell.bin, cell.count, cell.n_null, cell.k, cell.u, cell.top_sum)
     assert got == reference_cell(track, t_ref, t_q, bin_frames, window_bins, block_bins, 10)

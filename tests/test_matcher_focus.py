@@ -2,13 +2,10 @@
 pipeline hashing a playing song's speed and its neighbours only."""
 import numpy as np
 import pytest
-from earshot.audio.resample import Resampler
-from earshot.catalog import Catalog
-from earshot.fingerprint import PeakStream
+from catalogs import peak_hops, readonly_song_catalog
 from earshot.matcher import MatchSession
 from earshot.pipeline import Pipeline
 from music import add_noise
-from catalogs import song_catalog
 
 RATE = 22050
 SPEEDS = (1.0, 0.97, 1.03)
@@ -16,24 +13,13 @@ SPEEDS = (1.0, 0.97, 1.03)
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
-    path = tmp_path_factory.mktemp("focus") / "catalog"
-    songs = song_catalog(path, range(400, 403), 30.0, RATE, title="S{i}", source="/m/{i}.wav")
-    cat = Catalog.open(path, readonly=True)
-    yield cat, songs
-    cat.close()
-
-
-def peak_hops(cat, x):
-    rs, ps = Resampler(RATE, cat.params.sample_rate), PeakStream(cat.params.query_peaks)
-    hop = RATE // 4
-    for i in range(0, len(x), hop):
-        yield ps.process(rs.process(x[i:i + hop])), ps.frames_final
+    yield from readonly_song_catalog(tmp_path_factory.mktemp("focus"), range(400, 403), RATE)
 
 
 def test_focus_hashes_only_the_chosen_speeds_and_resumes_from_new_peaks(catalog):
     cat, songs = catalog
     x = add_noise(songs[2][3 * RATE:19 * RATE], 10, seed=4)
-    hops = list(peak_hops(cat, x))
+    hops = list(peak_hops(cat, x, RATE))
     full, focused = MatchSession(cat, speeds=SPEEDS), MatchSession(cat, speeds=SPEEDS)
     for k, (peaks, final) in enumerate(hops):
         full.add_peaks(peaks, final)

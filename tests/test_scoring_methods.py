@@ -4,14 +4,11 @@ import threading
 
 import numpy as np
 import pytest
-from earshot.audio.resample import Resampler
-from earshot.catalog import Catalog
+from catalogs import peak_hops, readonly_song_catalog
 from earshot.evidence import CellScore, EvidenceWindow, Scorer
-from earshot.fingerprint import PeakStream
 from earshot.matcher import BIN_FRAMES, NULL_BLOCK, TAIL_MIN, WINDOW_BINS, MatchSession
 from music import add_noise
-from catalogs import song_catalog
-from test_matcher_evidence import random_evidence, reference_cell, window_of
+from test_matcher_evidence import clustered_window, random_evidence, reference_cell, window_of
 
 RATE = 22050
 
@@ -57,12 +54,7 @@ def test_dense_counts_equal_the_reference_for_other_bins_windows_and_blocks(bin_
     """Blocks longer than the dense scan's chunk of 256 bins, windows of one bin and of the
     most the dense method takes, bins that are not a power of two."""
     rng = np.random.default_rng(int(bin_frames * 10) + window_bins + block_bins)
-    n = 6000
-    t_q = np.sort(rng.uniform(0, 300, n)).astype(np.float32)
-    track = rng.integers(0, 6, n).astype(np.uint32)
-    t_ref = (rng.integers(0, 900, n) + np.where(rng.random(n) < 0.3, 0, rng.integers(0, 40, n))).astype(np.uint32)
-    w = EvidenceWindow()
-    w.append(track, t_ref, t_q)
+    w, track, t_ref, t_q = clustered_window(rng)
     params = (bin_frames, window_bins, block_bins, 10)
     dense, used = score(w, method="dense", params=params)
     assert used == "dense"
@@ -142,11 +134,7 @@ def test_out_of_range_hits_left_out_by_the_filters_change_neither_method(since, 
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
-    path = tmp_path_factory.mktemp("methods") / "catalog"
-    songs = song_catalog(path, range(310, 313), 30.0, RATE, title="S{i}", source="/m/{i}.wav")
-    cat = Catalog.open(path, readonly=True)
-    yield cat, songs
-    cat.close()
+    yield from readonly_song_catalog(tmp_path_factory.mktemp("methods"), range(310, 313), RATE)
 
 
 def test_dense_counts_equal_sorted_keys_on_streamed_evidence(catalog):
@@ -154,13 +142,12 @@ def test_dense_counts_equal_sorted_keys_on_streamed_evidence(catalog):
     NowPlaying uses (since, a muted song's past, a muted track)."""
     cat, songs = catalog
     x = add_noise(songs[2][4 * RATE:20 * RATE], 3, seed=5)
-    rs, ps = Resampler(RATE, cat.params.sample_rate), PeakStream(cat.params.query_peaks)
     speeds = (1.0, 0.97, 1.03)
     session = MatchSession(cat, speeds=speeds)
     hop = RATE // 4
     compared = dense_used = 0
-    for k, i in enumerate(range(0, len(x), hop)):
-        session.add_peaks(ps.process(rs.process(x[i:i + hop])), ps.frames_final)
+    for k, (peaks, final) in enumerate(peak_hops(cat, x, RATE)):
+        session.add_peaks(peaks, final)
         if k % 4 == 3:
             session.evict((k - 24) * hop / RATE / cat.params.frame_seconds)
             for speed in speeds:
