@@ -187,16 +187,20 @@ class EvidenceWindow:
                 self._run_t = np.empty(_MIN_RUNS, np.float32)
                 self._run_end = np.empty(_MIN_RUNS, np.uint32)
 
+    def _bound(self, frame: float | None) -> float:
+        """The t_q a hit must reach to count: `frame`, or the eviction floor when later."""
+        return self._floor if frame is None else max(frame, self._floor)
+
     def since(self, frame: float | None) -> tuple[HitRuns, float]:
         """The stored hits that may have t_q >= frame (zero-copy, for the kernels), and the
         bound to filter them with exactly: t_q >= bound (frame, or the eviction floor when
         later)."""
-        bound = self._floor if frame is None else max(frame, self._floor)
+        bound = self._bound(frame)
         return HitRuns(self, self._first_run_from(bound)), bound
 
     def live(self, frame: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exactly the hits with t_q >= frame (all not evicted for None): copies."""
-        bound = self._floor if frame is None else max(frame, self._floor)
+        bound = self._bound(frame)
         track, t_ref, t_q = self._expand(self._first_run_from(bound))
         if len(t_q) and bound > -math.inf:
             keep = t_q >= bound
@@ -254,12 +258,19 @@ _scratch = threading.local()
 
 
 def _work(n: int) -> np.ndarray:
-    """The scoring kernel's scratch, at least n elements: one per thread, kept between
-    calls and sessions (a fresh one per query cost page faults on every ~10 MB of it)."""
+    """The scoring kernel's scratch, at least n elements and at least what the dense method
+    last asked for (`_want_dense`): one per thread, kept between calls and sessions (a fresh
+    one per query cost page faults on every ~10 MB of it)."""
+    n = max(n, getattr(_scratch, "dense_need", 0))
     work = getattr(_scratch, "work", None)
     if work is None or len(work) < n:
         work = _scratch.work = np.empty(n + n // 4, np.uint64)
     return work
+
+
+def _want_dense(need: int) -> None:
+    """The dense method needed this much scratch and had less: `_work` grows to it next time."""
+    _scratch.dense_need = max(need, getattr(_scratch, "dense_need", 0))
 
 
 class Scorer:
@@ -285,7 +296,7 @@ class Scorer:
         runs, bound = window.since(since)
         if runs.n == 0:
             return None
-        work = _work(max(2 * runs.n, getattr(_scratch, "dense_need", 0)))
+        work = _work(2 * runs.n)
         mute_track, mute_before = (-1, 0.0) if mute is None else (int(mute[0]), float(mute[1]))
         rc = lib.es_ev_score(runs.hits, bound, mute_track, mute_before, self.bin_frames,
                              self.window_bins, self.block_bins, self.tail_min,
@@ -297,7 +308,7 @@ class Scorer:
             raise ValueError("evidence out of range for the offset histogram")
         r = self._result
         if r.dense_need > len(work):
-            _scratch.dense_need = int(r.dense_need)   # room for the dense method next time
+            _want_dense(int(r.dense_need))
         self.last_method = "dense" if r.method == lib.ES_EV_DENSE else "sort"
         offsets = np.empty(int(r.count), np.float64)
         lib.es_ev_cell_offsets(runs.hits, bound, mute_track, mute_before, self.bin_frames,
