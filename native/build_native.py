@@ -13,7 +13,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-KERNELS = ["fft", "resample", "fingerprint", "loudness", "evidence"]
+KERNELS = ["fft", "resample", "fingerprint", "loudness", "evidence", "score"]
 _MARKED = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
 
 

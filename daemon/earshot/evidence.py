@@ -17,8 +17,8 @@ in runs of one t_q: per hit a uint32 track and a uint32 frame, per run a float32
 and the run's end (the widths the catalog and the hasher produce, so nothing is rounded).
 On the hour benchmark a run holds ~250 hits, so a hit costs 8 bytes rather than the 12 of a
 t_q per hit: the windows are the daemon's largest buffers (~2 M hits while nine speed
-hypotheses search music the catalog does not know), 23 -> 15 MB. Scored by
-native/evidence.c without a copy.
+hypotheses search music the catalog does not know), 23 -> 15 MB. Joined by
+native/evidence.c and scored by native/score.c without a copy.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
  * random windows (crowded and sparse, filtered by since and a mute, other bins, windows and
  * blocks); the automatic choice; the fallbacks (an 8-bit counter overflowing, too little
  * scratch); empty and invalid inputs. The results' digest must be the same on aarch64. */
-#include "../evidence.h"
+#include "../score.h"
 #include "check.h"
 
 #include <stdlib.h>
@@ -205,5 +205,5 @@ int main(void)
     test_fallbacks();
     test_empty_and_invalid();
     report_exact("results", digest);
-    return check_finish("test_evidence");
+    return check_finish("test_score");
 }

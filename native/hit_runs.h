@@ -1,0 +1,101 @@
+/* Walking a window's hits (es_ev_hits) as every evidence kernel does: the runs the filters
+ * keep, and exact offset bins. Internal to native/ (evidence.c and score.c), not part of the
+ * extension's interface. */
+#ifndef EARSHOT_HIT_RUNS_H
+#define EARSHOT_HIT_RUNS_H
+
+#include "evidence.h"
+
+#include <math.h>
+
+#define BIN_LIMIT 4294967296.0 /* |offset bin| < 2^32: the numpy reference's key layout */
+
+/* Whether the runs are well formed: ends ascending from `first`, hits fewer than 2^32. */
+static inline int runs_ok(const es_ev_hits *h)
+{
+    if (!h || h->n_runs < 0 || h->first < 0)
+        return 0;
+    if (h->n_runs == 0)
+        return 1;
+    if (!h->track || !h->t_ref || !h->run_t || !h->run_end)
+        return 0;
+    long long at = h->first;
+    for (long long r = 0; r < h->n_runs; r++) {
+        if ((long long)h->run_end[r] < at)
+            return 0;
+        at = h->run_end[r];
+    }
+    return at - h->first < (1LL << 32);
+}
+
+static inline long long hit_count(const es_ev_hits *h)
+{
+    return h->n_runs ? (long long)h->run_end[h->n_runs - 1] - h->first : 0;
+}
+
+/* Whether the hits of run r are scored at all (at or after `since`), and whether the mute
+ * applies to them (before mute_before: then hits of mute_track are left out). */
+static inline int run_kept(double q, double since)
+{
+    return q >= since;
+}
+
+static inline int run_muted(double q, long long mute_track, double mute_before)
+{
+    return mute_track >= 0 && q < mute_before;
+}
+
+/* The runs the filters keep, one at a time: every kernel walks the hits so. */
+typedef struct {
+    const es_ev_hits *hits;
+    double since, mute_before;
+    long long mute_track, run, next; /* the next run, and its first hit */
+} kept_runs;
+
+static inline kept_runs kept_runs_of(const es_ev_hits *hits, double since, long long mute_track, double mute_before)
+{
+    kept_runs k = {hits, since, mute_before, mute_track, 0, hits->first};
+    return k;
+}
+
+/* The next run at or after `since`: its hits [*begin, *end), its anchor time, and whether
+ * the mute applies to it (then the hits of mute_track are left out). 0 when none is left. */
+static inline int next_kept_run(kept_runs *k, long long *begin, long long *end, double *q, int *muted)
+{
+    while (k->run < k->hits->n_runs) {
+        const long long a = k->next, e = k->hits->run_end[k->run];
+        const double t = (double)k->hits->run_t[k->run];
+        k->run++;
+        k->next = e;
+        if (run_kept(t, k->since)) {
+            *begin = a, *end = e, *q = t;
+            *muted = run_muted(t, k->mute_track, k->mute_before);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 / x when that is exact (x a power of two), else 0: x * (1 / x) then rounds exactly as
+ * a division by x (both are the correctly rounded value of the same real number). */
+static inline double exact_reciprocal(double x)
+{
+    int e;
+    if (!(x > 0.0) || frexp(x, &e) != 0.5)
+        return 0.0;
+    double r = ldexp(1.0, 1 - e);
+    return isnormal(r) && r * x == 1.0 ? r : 0.0;
+}
+
+/* floor(x) in *bin when |floor(x)| < 2^32 (the reference's key range; returns 1), else 0.
+ * A truncation and a comparison: without SSE4.1, floor() is a sequence with branches. */
+static inline int floor_bin(double x, long long *bin)
+{
+    if (!(x >= -(BIN_LIMIT - 1.0) && x < BIN_LIMIT))
+        return 0;
+    long long t = (long long)x;
+    *bin = t - ((double)t > x);
+    return 1;
+}
+
+#endif

@@ -1,0 +1,491 @@
+/* The offset histogram's best cell and its null statistics (see score.h). */
+#include "score.h"
+
+#include "hit_runs.h"
+
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#define RADIX_MAX_BITS 12
+#define DENSE_CELLS_PER_HIT 16  /* the dense histogram when its bins are at most this many a hit */
+#define DENSE_MAX_WINDOW 64     /* ... and windows this short (their sums are 32 bits) */
+#define DENSE_CHUNK 256         /* bins a dense scan step windows at once */
+
+static int bit_length(unsigned long long v)
+{
+    int b = 0;
+    while (v) {
+        b++;
+        v >>= 1;
+    }
+    return b;
+}
+
+/* LSD radix sort of a[0..n) over the digits where the keys differ; b is scratch of n.
+ * Returns the buffer holding the sorted keys (a or b). */
+static unsigned long long *radix_sort(unsigned long long *a, unsigned long long *b, long long n)
+{
+    unsigned long long diff = 0;
+    for (long long i = 1; i < n; i++)
+        diff |= a[i] ^ a[0];
+    int bits = bit_length(diff);
+    if (bits == 0)
+        return a;
+    int passes = (bits + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS;
+    int width = (bits + passes - 1) / passes;
+    unsigned long long mask = (1ULL << width) - 1;
+    long long count[1 << RADIX_MAX_BITS];
+    for (int shift = 0; shift < bits; shift += width) {
+        if (((diff >> shift) & mask) == 0)
+            continue;
+        for (unsigned long long d = 0; d <= mask; d++)
+            count[d] = 0;
+        for (long long i = 0; i < n; i++)
+            count[(a[i] >> shift) & mask]++;
+        long long pos = 0;
+        for (unsigned long long d = 0; d <= mask; d++) {
+            long long c = count[d];
+            count[d] = pos;
+            pos += c;
+        }
+        for (long long i = 0; i < n; i++)
+            b[count[(a[i] >> shift) & mask]++] = a[i];
+        unsigned long long *t = a;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* floor((bin + 2^32) / block_bins): the block index of an offset bin, as the reference. */
+static long long block_of(long long bin, int block_bins)
+{
+    return (long long)((unsigned long long)(bin + (1LL << 32)) / (unsigned long long)block_bins);
+}
+
+/* The kept hits: their offset bins in work[0..m) and tracks in work[n..n + m), and the
+ * ranges that fix a histogram's layout. */
+typedef struct {
+    long long n, m, lo, hi;
+    unsigned int max_track;
+} kept_hits;
+
+/* The sorting method's first step: the offset bin and track of every hit the filters keep. */
+static int collect(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
+                   double bin_frames, unsigned long long *work, kept_hits *kh)
+{
+    const long long n = hit_count(hits);
+    const unsigned int *track = hits->track, *t_ref = hits->t_ref;
+    const double inv_bin = exact_reciprocal(bin_frames);
+    long long m = 0, lo = LLONG_MAX, hi = LLONG_MIN;
+    unsigned int max_track = 0;
+    kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
+    long long begin, end;
+    double q;
+    int muted;
+    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
+        for (long long i = begin; i < end; i++) {
+            if (muted && (long long)track[i] == mute_track)
+                continue;
+            double off = (double)t_ref[i] - q;
+            long long bin;
+            if (!floor_bin(inv_bin > 0.0 ? off * inv_bin : off / bin_frames, &bin))
+                return ES_EV_EINVAL;
+            lo = bin < lo ? bin : lo;
+            hi = bin > hi ? bin : hi;
+            max_track = track[i] > max_track ? track[i] : max_track;
+            work[n + m] = track[i];
+            work[m++] = (unsigned long long)bin;
+        }
+    }
+    kh->n = n, kh->m = m, kh->lo = lo, kh->hi = hi, kh->max_track = max_track;
+    return m ? ES_EV_OK : ES_EV_EMPTY;
+}
+
+/* The last step of both methods: the tail of the n_null null maxima, from their histogram
+ * hist[0..top] read from the top. */
+static void tail_stats(const unsigned int *hist, unsigned long long top, long long n_null, int tail_min,
+                       es_ev_result *r)
+{
+    long long k = n_null / 20 > tail_min ? n_null / 20 : tail_min;
+    if (k > n_null)
+        k = n_null;
+    long long rank = 0, top_sum = 0, u_value = 0;
+    for (long long v = (long long)top; v >= 0 && rank <= k; v--) {
+        long long h = hist[v];
+        if (h == 0)
+            continue;
+        long long take = k - rank < h ? k - rank : h;
+        top_sum += take * v;
+        if (rank <= k && k < rank + h)
+            u_value = v;
+        rank += h;
+    }
+    r->n_null = n_null;
+    r->k = k;
+    r->u = k < n_null ? u_value : 0;
+    r->top_sum = top_sum;
+}
+
+/* The sorting method: keys (track, bin) radix-sorted, counted, windowed, blocked. */
+static int score_sorted(const kept_hits *kh, int window_bins, int block_bins, int tail_min, unsigned long long *work,
+                        es_ev_result *r)
+{
+    const long long n = kh->n, m = kh->m, lo = kh->lo;
+    /* key = track << shift | (bin - lo): sorted like the reference's (track, bin) keys, and
+     * key + window_bins - 1 never reaches the next track */
+    int shift = bit_length((unsigned long long)(kh->hi - lo) + (unsigned long long)window_bins);
+    if (shift + bit_length(kh->max_track) > 64)
+        return ES_EV_EINVAL;
+    unsigned long long rel_mask = (1ULL << shift) - 1;
+    for (long long j = 0; j < m; j++)
+        work[j] = (work[n + j] << shift) | (unsigned long long)((long long)work[j] - lo);
+
+    /* sort; distinct keys (in place) with their counts in the other half */
+    unsigned long long *keys = radix_sort(work, work + n, m);
+    unsigned long long *other = keys == work ? work + n : work;
+    /* branch-free (duplicates are unpredictable): each run's key is written over the slot
+     * after the last run, with its first index; the counts are then the starts' gaps */
+    long long u = 0;
+    for (long long i = 0; i < m; i++) {
+        unsigned long long key = keys[i];
+        int fresh = u == 0 || key != keys[u - 1];
+        keys[u] = key;
+        other[u] = (unsigned long long)i;
+        u += fresh;
+    }
+    for (long long i = 0; i < u; i++)
+        other[i] = (i + 1 < u ? other[i + 1] : (unsigned long long)m) - other[i];
+
+    /* windows (over the counts, in place) and the best: the first largest in key order.
+     * Keys are distinct and ascending, so keys[i + d] - keys[i] >= d: only the next
+     * window_bins - 1 keys can fall in key i's window, and each that does is counted. */
+    long long best = 0;
+    unsigned long long best_window = 0;
+    const unsigned long long wb = (unsigned long long)window_bins;
+    for (long long i = 0; i < u; i++) {
+        unsigned long long w = other[i];
+        long long last = i + window_bins - 1 < u - 1 ? i + window_bins - 1 : u - 1;
+        for (long long j = i + 1; j <= last; j++)
+            w += other[j] & (0ULL - (unsigned long long)(keys[j] - keys[i] < wb));  /* no branch */
+        other[i] = w;
+        if (w > best_window) {
+            best_window = w;
+            best = i;
+        }
+    }
+    unsigned int best_track = (unsigned int)(keys[best] >> shift);
+    long long best_bin = (long long)(keys[best] & rel_mask) + lo;
+    long long own_block = block_of(best_bin, block_bins);
+
+    /* each block's largest window, the best's neighbourhood left out (null sample, in
+     * place at the front of `other`) */
+    long long n_null = 0;
+    const unsigned long long rel_span = 1ULL << shift;
+    for (long long i = 0; i < u;) {
+        unsigned int t = (unsigned int)(keys[i] >> shift);
+        long long blk = block_of((long long)(keys[i] & rel_mask) + lo, block_bins);
+        /* the block's end as a relative bin: one division a block, not one a key */
+        long long end_bin = (blk + 1) * (long long)block_bins - (1LL << 32);
+        unsigned long long end_rel = (unsigned long long)(end_bin - lo);
+        if (end_rel > rel_span)
+            end_rel = rel_span;
+        unsigned long long mx = other[i];
+        long long j = i + 1;
+        for (; j < u && (unsigned int)(keys[j] >> shift) == t && (keys[j] & rel_mask) < end_rel; j++)
+            mx = other[j] > mx ? other[j] : mx;
+        long long d = blk - own_block;
+        if (!(t == best_track && d >= -1 && d <= 1))
+            other[n_null++] = mx;
+        i = j;
+    }
+
+    /* the tail: a histogram of the null maxima (each <= best_window <= m); `keys` is free
+     * now and holds at least m + 1 counters of 32 bits */
+    unsigned int *hist = (unsigned int *)keys;
+    for (unsigned long long v = 0; v <= best_window; v++)
+        hist[v] = 0;
+    for (long long i = 0; i < n_null; i++)
+        hist[other[i]]++;
+    tail_stats(hist, best_window, n_null, tail_min, r);
+    r->track = best_track;
+    r->bin = best_bin;
+    r->count = (long long)best_window;
+    r->method = ES_EV_SORT;
+    return ES_EV_OK;
+}
+
+/* One chunk of a track's dense counts d[0..len + window_bins - 1): s[c] = the window of
+ * bin c (d[c] + .. + d[c + window_bins - 1]) where d[c] > 0, else 0. Returns the largest.
+ * Counts of 8 bits, windows of at most 64 of them: 16-bit lanes hold them (8 a vector);
+ * loops over whole chunks so that they vectorise. */
+static int window_chunk(const unsigned char *d, int len, int window_bins, short *s)
+{
+    for (int c = 0; c < len; c++)
+        s[c] = d[c];
+    for (int k = 1; k < window_bins; k++)
+        for (int c = 0; c < len; c++)
+            s[c] = (short)(s[c] + d[c + k]);
+    short mx = 0;
+    for (int c = 0; c < len; c++) {
+        short v = d[c] ? s[c] : 0;
+        s[c] = v;
+        mx = v > mx ? v : mx;
+    }
+    return mx;
+}
+
+/* The dense method's layout: per track (t < n_tracks) its first bin `origin` (a block's
+ * start), where its counts begin in the dense array and how many blocks it spans; its
+ * counts are followed by window_bins - 1 zeros, so a window never reaches the next track. */
+typedef struct {
+    long long origin, base, blocks;
+} dense_track;
+
+/* The dense method's scratch, in work: the tail's histogram (n + 2 counters of 32 bits:
+ * the null maxima are at most m <= n), the tracks, the counts, each block's largest window. */
+typedef struct {
+    long long n_tracks, cells, blocks, need;
+    dense_track *tab;
+    unsigned char *cnt;
+    unsigned int *bmax, *hist;
+} dense_layout;
+
+/* Bounds of the tracks' spans of offset bins (one pass over the hits in integers, no
+ * filter: a span is at most the window's spread of t_q wider than that of the kept hits) and
+ * the scratch they need. Returns ES_EV_OK, ES_EV_EMPTY (no run kept), or 1 when the dense
+ * method is not worth it (more than DENSE_CELLS_PER_HIT bins a hit, unless forced), does not
+ * fit in work (d->need says how much it would take), or a bound is out of range. */
+static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, int window_bins,
+                      int block_bins, int method, unsigned long long *work, long long work_len,
+                      dense_layout *d)
+{
+    const long long n = hit_count(hits);
+    const unsigned int *track = hits->track, *t_ref = hits->t_ref;
+    /* tracks are below the next power of two above their bitwise or (a loop that vectorises) */
+    unsigned int any = 0;
+    for (long long i = hits->first; i < hits->first + n; i++)
+        any |= track[i];
+    const long long n_tracks = any ? 1LL << bit_length(any) : 1;
+    const long long hist_len = (n + 2 + 1) / 2;
+    d->n_tracks = n_tracks, d->need = 0;
+    if (window_bins > DENSE_MAX_WINDOW || (method != ES_EV_DENSE && 3 * n_tracks > DENSE_CELLS_PER_HIT * n))
+        return 1;
+    if (hist_len + 3 * n_tracks > work_len) {
+        d->need = hist_len + 3 * n_tracks;   /* at least */
+        return 1;
+    }
+    dense_track *tab = (dense_track *)(work + hist_len);
+    for (long long t = 0; t < n_tracks; t++)
+        tab[t].origin = 1LL << 40, tab[t].base = -1, tab[t].blocks = 0;
+    /* each track's lowest and highest t_ref (for a moment in origin and base) over every hit
+     * stored, in integers: with the kept runs' earliest and latest t_q they bound the bins of
+     * the track's kept hits (the offset's rounding, the product and floor are monotone) */
+    for (long long i = hits->first; i < hits->first + n; i++) {
+        dense_track *e = tab + track[i];
+        long long x = t_ref[i];
+        e->origin = x < e->origin ? x : e->origin;
+        e->base = x > e->base ? x : e->base;
+    }
+    double q_lo = INFINITY, q_hi = -INFINITY;
+    for (long long run = 0; run < hits->n_runs; run++) {
+        const double q = (double)hits->run_t[run];
+        if (run_kept(q, since)) {
+            q_lo = q < q_lo ? q : q_lo;
+            q_hi = q > q_hi ? q : q_hi;
+        }
+    }
+    if (!(q_lo <= q_hi))
+        return ES_EV_EMPTY;
+    const double inv_bin = exact_reciprocal(bin_frames);
+    const long long budget = method == ES_EV_DENSE ? (1LL << 40) : DENSE_CELLS_PER_HIT * n;
+    long long c = 0, b = 0;
+    for (long long t = 0; t < n_tracks; t++) {
+        dense_track *e = tab + t;
+        if (e->base < 0)
+            continue;
+        double off_lo = (double)e->origin - q_hi, off_hi = (double)e->base - q_lo;
+        long long lo, hi;
+        if (!floor_bin(inv_bin > 0.0 ? off_lo * inv_bin : off_lo / bin_frames, &lo) ||
+            !floor_bin(inv_bin > 0.0 ? off_hi * inv_bin : off_hi / bin_frames, &hi))
+            return 1;   /* a bound out of range: sorting checks every hit */
+        long long first = block_of(lo, block_bins), last = block_of(hi, block_bins);
+        e->origin = first * block_bins - (1LL << 32);
+        e->base = c;
+        e->blocks = last - first + 1;
+        c += e->blocks * block_bins + window_bins - 1;
+        b += e->blocks;
+        if (c + 3 * n_tracks > budget)
+            return 1;
+    }
+    d->cells = c, d->blocks = b;
+    d->need = hist_len + 3 * n_tracks + (c + 7) / 8 + (b + 1) / 2;
+    if (d->need > work_len)
+        return 1;
+    d->hist = (unsigned int *)work;
+    d->tab = tab;
+    d->cnt = (unsigned char *)(work + hist_len + 3 * n_tracks);
+    d->bmax = (unsigned int *)(work + hist_len + 3 * n_tracks + (c + 7) / 8);
+    return ES_EV_OK;
+}
+
+/* The dense method: counts in an array of bins per track, each block's bins contiguous;
+ * windows and block maxima are then short scans, and nothing is sorted or stored per hit.
+ * Same results as score_sorted. Returns ES_EV_OK, ES_EV_EMPTY as es_ev_score, or 1 when the
+ * dense method cannot be used (see dense_plan; or a cell of 256 hits): out-of-range
+ * offsets are left to sorting, which finds them hit by hit. */
+static int score_dense(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
+                       double bin_frames, int window_bins, int block_bins, int tail_min, int method,
+                       unsigned long long *work, long long work_len, es_ev_result *r)
+{
+    dense_layout L;
+    int rc = dense_plan(hits, since, bin_frames, window_bins, block_bins, method, work, work_len, &L);
+    r->dense_need = L.need;
+    if (rc != ES_EV_OK)
+        return rc;
+    const unsigned int *track = hits->track, *t_ref = hits->t_ref;
+    const double inv_bin = exact_reciprocal(bin_frames);
+    memset(L.cnt, 0, (size_t)L.cells * sizeof *L.cnt);
+    unsigned int over = 0;
+    long long m = 0;
+    kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
+    long long begin, end;
+    double q;
+    int muted;
+    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
+        for (long long i = begin; i < end; i++) {
+            if (muted && (long long)track[i] == mute_track)
+                continue;
+            double off = (double)t_ref[i] - q;
+            long long bin = 0;
+            floor_bin(inv_bin > 0.0 ? off * inv_bin : off / bin_frames, &bin);   /* in range: planned */
+            const dense_track *e = L.tab + track[i];
+            unsigned long long at = (unsigned long long)(bin - e->origin);
+            if (at >= (unsigned long long)(e->blocks * block_bins)) {   /* never: planned */
+                over = 1;
+                continue;
+            }
+            unsigned char *x = L.cnt + e->base + at;
+            *x = (unsigned char)(*x + 1);
+            over |= *x == 0;
+            m++;
+        }
+    }
+    if (over)
+        return 1;
+    if (m == 0)
+        return ES_EV_EMPTY;
+
+    /* windows and each block's largest (bmax, in key order), and the first largest */
+    short s[DENSE_CHUNK];
+    unsigned int best_window = 0, best_track = 0;
+    long long best_bin = 0, own_block = 0, bi = 0;
+    for (long long t = 0; t < L.n_tracks; t++) {
+        const dense_track *e = L.tab + t;
+        for (long long b = 0; b < e->blocks; b++) {
+            const unsigned char *d = L.cnt + e->base + b * block_bins;
+            unsigned int mx = 0;
+            for (int c0 = 0; c0 < block_bins; c0 += DENSE_CHUNK) {
+                int len = block_bins - c0 < DENSE_CHUNK ? block_bins - c0 : DENSE_CHUNK;
+                unsigned int cm = (unsigned int)window_chunk(d + c0, len, window_bins, s);
+                if (cm > best_window) {
+                    int c = 0;
+                    while ((unsigned int)s[c] != cm)
+                        c++;
+                    best_window = cm;
+                    best_track = (unsigned int)t;
+                    best_bin = e->origin + b * block_bins + c0 + c;
+                    own_block = block_of(best_bin, block_bins);
+                }
+                mx = cm > mx ? cm : mx;
+            }
+            L.bmax[bi++] = mx;
+        }
+    }
+
+    /* the null maxima's histogram: blocks with hits, the best's neighbourhood left out */
+    for (unsigned int v = 0; v <= best_window; v++)
+        L.hist[v] = 0;
+    long long n_null = 0;
+    bi = 0;
+    for (long long t = 0; t < L.n_tracks; t++) {
+        const dense_track *e = L.tab + t;
+        long long first = e->blocks ? block_of(e->origin, block_bins) : 0;
+        for (long long b = 0; b < e->blocks; b++) {
+            unsigned int mx = L.bmax[bi++];
+            long long dist = first + b - own_block;
+            if (mx == 0 || ((unsigned int)t == best_track && dist >= -1 && dist <= 1))
+                continue;
+            L.hist[mx]++;
+            n_null++;
+        }
+    }
+    tail_stats(L.hist, best_window, n_null, tail_min, r);
+    r->track = best_track;
+    r->bin = best_bin;
+    r->count = best_window;
+    r->kept = m;
+    r->method = ES_EV_DENSE;
+    return ES_EV_OK;
+}
+
+int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
+                double bin_frames, int window_bins, int block_bins, int tail_min,
+                unsigned long long *work, long long work_len, int method, es_ev_result *out)
+{
+    if (!out || !runs_ok(hits) || !(bin_frames > 0) || window_bins < 1 || block_bins < 1 ||
+        tail_min < 0 || method < ES_EV_AUTO || method > ES_EV_DENSE ||
+        (hits->n_runs > 0 && (!work || work_len < 2 * hit_count(hits))))
+        return ES_EV_EINVAL;
+    es_ev_result r = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    *out = r;
+    if (hit_count(hits) == 0)
+        return ES_EV_EMPTY;
+    int rc = 1;
+    if (method != ES_EV_SORT)
+        rc = score_dense(hits, since, mute_track, mute_before, bin_frames, window_bins, block_bins, tail_min,
+                         method, work, work_len, &r);
+    if (rc == 1) {
+        kept_hits kh;
+        rc = collect(hits, since, mute_track, mute_before, bin_frames, work, &kh);
+        if (rc == ES_EV_OK) {
+            r.kept = kh.m;
+            rc = score_sorted(&kh, window_bins, block_bins, tail_min, work, &r);
+        }
+    }
+    if (rc == ES_EV_OK)
+        *out = r;
+    return rc;
+}
+
+long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mute_track,
+                             double mute_before, double bin_frames, int window_bins, unsigned int cell_track,
+                             long long bin, double *out, long long cap)
+{
+    if (!runs_ok(hits))
+        return 0;
+    const double inv_bin = exact_reciprocal(bin_frames);
+    const unsigned int *track = hits->track, *t_ref = hits->t_ref;
+    long long found = 0;
+    kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
+    long long begin, end;
+    double q;
+    int muted;
+    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
+        if (muted && (long long)cell_track == mute_track)
+            continue;   /* every hit of the cell's track in this run is left out */
+        for (long long i = begin; i < end; i++) {
+            if (track[i] != cell_track)
+                continue;
+            double off = (double)t_ref[i] - q;
+            double b = floor(inv_bin > 0.0 ? off * inv_bin : off / bin_frames);
+            if (b >= (double)bin && b < (double)bin + window_bins) {
+                if (found < cap)
+                    out[found] = off;
+                found++;
+            }
+        }
+    }
+    return found;
+}

@@ -1,0 +1,78 @@
+/**
+ * @file score.h
+ * The evidence's score: the best (track, offset) cell of a window's hits and the null
+ * model's statistics.
+ *
+ * Scoring counts hits per (track, offset bin) cell, sums each cell with the next
+ * window_bins - 1 bins of the same track, and takes the best; the null model's sample is
+ * the best window of every block of block_bins bins (the best cell's own block and its two
+ * neighbours left out), whose upper tail the caller fits (see daemon/earshot/matcher.py,
+ * `null_log_p`, the numpy reference that this kernel reproduces exactly).
+ *
+ * Why C: a live window holds a few hundred thousand hits per speed hypothesis and is
+ * scored twice a second; counting them in a dense array, or a radix sort over the few bits
+ * that vary, is several times cheaper than numpy's comparison sort, and nothing is copied
+ * to get there.
+ */
+#ifndef EARSHOT_SCORE_H
+#define EARSHOT_SCORE_H
+
+#include "evidence.h"
+
+/* CFFI-BEGIN */
+/* es_ev_score's methods (the same results): choose, sort the keys, count in a dense array */
+#define ES_EV_AUTO 0
+#define ES_EV_SORT 1
+#define ES_EV_DENSE 2
+
+/** What es_ev_score found. Bins are floor((t_ref - t_q) / bin_frames). */
+typedef struct {
+    unsigned int track;         /**< the best cell's track */
+    long long bin;              /**< its first offset bin */
+    long long count;            /**< hits in its window (bin .. bin + window_bins - 1) */
+    long long n_null;           /**< null blocks (blocks with hits, the best's neighbourhood left out) */
+    long long k;                /**< tail size: min(n_null, max(tail_min, n_null / 20)) */
+    long long u;                /**< the null maxima's value at descending rank k (0 when k == n_null) */
+    long long top_sum;          /**< sum of the k largest null maxima */
+    long long kept;             /**< hits scored (after the filters) */
+    int method;                 /**< the method that scored: ES_EV_SORT or ES_EV_DENSE */
+    long long dense_need;       /**< work elements the dense method needs for these hits (a
+                                     lower bound when more than work_len; 0: not worth it) */
+} es_ev_result;
+
+/**
+ * Score the hits with t_q >= since, leaving out those with track == mute_track and
+ * t_q < mute_before (mute_track < 0: none). `work` is scratch of work_len elements, at least
+ * 2 * n, n the hits in `hits`.
+ *
+ * Two methods give the same result. ES_EV_SORT radix-sorts the hits' (track, bin) keys and
+ * counts runs of equal keys. ES_EV_DENSE counts hits in an array of 8-bit counters over
+ * each track's span of bins (per block, the bins contiguous, the windows' sums in 16-bit
+ * lanes), and windows and block maxima are then short vectorised scans: faster when the
+ * spans hold few bins per hit, as a live window on a catalog of hours does (~6), and it
+ * needs dense_need elements of work (there, less than the 2 n sorting takes). ES_EV_AUTO
+ * takes the dense method when the spans hold at most 16 bins a kept hit and it fits in
+ * work_len; either falls back to sorting (method ES_EV_SORT in the result) when the dense
+ * one cannot be used: no room, windows over 64 bins, or a cell of 256 hits or more (a loud
+ * clean match: found after the counting, which is then wasted).
+ *
+ * Returns ES_EV_OK, ES_EV_EMPTY when no hit is left, ES_EV_EINVAL on bad arguments
+ * (bin_frames <= 0, window_bins < 1, block_bins < 1, offsets out of range, run ends out of
+ * order, work_len < 2 * n, an unknown method). Never allocates.
+ */
+int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
+                double bin_frames, int window_bins, int block_bins, int tail_min,
+                unsigned long long *work, long long work_len, int method, es_ev_result *out);
+
+/**
+ * The offsets t_ref - t_q (double) of the hits es_ev_score counted in one cell: same
+ * filters, track == cell_track, bin in [bin, bin + window_bins). Writes at most cap;
+ * returns how many there are.
+ */
+long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mute_track,
+                             double mute_before, double bin_frames, int window_bins, unsigned int cell_track,
+                             long long bin, double *out, long long cap);
+
+/* CFFI-END */
+
+#endif
