@@ -88,17 +88,15 @@ long long es_ev_near(const es_ev_hits *hits, double since, unsigned int track_id
     if (runs_ok(hits)) {
         const unsigned int *track = hits->track, *t_ref = hits->t_ref;
         kept_runs k = kept_runs_of(hits, since, -1, 0.0);
-        long long begin, end;
-        double q;
-        int muted;
-        while (next_kept_run(&k, &begin, &end, &q, &muted)) {
-            for (long long i = begin; i < end; i++) {
+        kept_run run;
+        while (next_kept_run(&k, &run)) {
+            for (long long i = run.begin; i < run.end; i++) {
                 if (track[i] != track_id)
                     continue;
                 all++;
-                if (fabs(((double)t_ref[i] - q) - offset) <= tolerance) {
+                if (fabs(((double)t_ref[i] - run.q) - offset) <= tolerance) {
                     if (near < cap)
-                        out[near] = q;
+                        out[near] = run.q;
                     near++;
                 }
             }

@@ -58,9 +58,15 @@ static inline kept_runs kept_runs_of(const es_ev_hits *hits, double since, long 
     return k;
 }
 
-/* The next run at or after `since`: its hits [*begin, *end), its anchor time, and whether
- * the mute applies to it (then the hits of mute_track are left out). 0 when none is left. */
-static inline int next_kept_run(kept_runs *k, long long *begin, long long *end, double *q, int *muted)
+/* One kept run: hits [begin, end) with anchor time q; left_out is the track whose hits the
+ * mute leaves out of it (mute_track), or -1 (no track: tracks are unsigned). */
+typedef struct {
+    long long begin, end, left_out;
+    double q;
+} kept_run;
+
+/* The next run at or after `since` in *run; 0 when none is left. */
+static inline int next_kept_run(kept_runs *k, kept_run *run)
 {
     while (k->run < k->hits->n_runs) {
         const long long a = k->next, e = k->hits->run_end[k->run];
@@ -68,8 +74,8 @@ static inline int next_kept_run(kept_runs *k, long long *begin, long long *end, 
         k->run++;
         k->next = e;
         if (run_kept(t, k->since)) {
-            *begin = a, *end = e, *q = t;
-            *muted = run_muted(t, k->mute_track, k->mute_before);
+            run->begin = a, run->end = e, run->q = t;
+            run->left_out = run_muted(t, k->mute_track, k->mute_before) ? k->mute_track : -1;
             return 1;
         }
     }
@@ -96,6 +102,13 @@ static inline int floor_bin(double x, long long *bin)
     long long t = (long long)x;
     *bin = t - ((double)t > x);
     return 1;
+}
+
+/* off / bin_frames, by the exact reciprocal inv_bin when there is one (exact_reciprocal):
+ * the same value either way, a multiplication instead of a division per hit. */
+static inline double in_bins(double off, double inv_bin, double bin_frames)
+{
+    return inv_bin > 0.0 ? off * inv_bin : off / bin_frames;
 }
 
 #endif

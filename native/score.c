@@ -81,16 +81,13 @@ static int collect(const es_ev_hits *hits, double since, long long mute_track, d
     long long m = 0, lo = LLONG_MAX, hi = LLONG_MIN;
     unsigned int max_track = 0;
     kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
-    long long begin, end;
-    double q;
-    int muted;
-    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
-        for (long long i = begin; i < end; i++) {
-            if (muted && (long long)track[i] == mute_track)
+    kept_run run;
+    while (next_kept_run(&k, &run)) {
+        for (long long i = run.begin; i < run.end; i++) {
+            if ((long long)track[i] == run.left_out)
                 continue;
-            double off = (double)t_ref[i] - q;
             long long bin;
-            if (!floor_bin(inv_bin > 0.0 ? off * inv_bin : off / bin_frames, &bin))
+            if (!floor_bin(in_bins((double)t_ref[i] - run.q, inv_bin, bin_frames), &bin))
                 return ES_EV_EINVAL;
             lo = bin < lo ? bin : lo;
             hi = bin > hi ? bin : hi;
@@ -307,8 +304,8 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
             continue;
         double off_lo = (double)e->origin - q_hi, off_hi = (double)e->base - q_lo;
         long long lo, hi;
-        if (!floor_bin(inv_bin > 0.0 ? off_lo * inv_bin : off_lo / bin_frames, &lo) ||
-            !floor_bin(inv_bin > 0.0 ? off_hi * inv_bin : off_hi / bin_frames, &hi))
+        if (!floor_bin(in_bins(off_lo, inv_bin, bin_frames), &lo) ||
+            !floor_bin(in_bins(off_hi, inv_bin, bin_frames), &hi))
             return 1;   /* a bound out of range: sorting checks every hit */
         long long first = block_of(lo, block_bins), last = block_of(hi, block_bins);
         e->origin = first * block_bins - (1LL << 32);
@@ -350,16 +347,13 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
     unsigned int over = 0;
     long long m = 0;
     kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
-    long long begin, end;
-    double q;
-    int muted;
-    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
-        for (long long i = begin; i < end; i++) {
-            if (muted && (long long)track[i] == mute_track)
+    kept_run run;
+    while (next_kept_run(&k, &run)) {
+        for (long long i = run.begin; i < run.end; i++) {
+            if ((long long)track[i] == run.left_out)
                 continue;
-            double off = (double)t_ref[i] - q;
             long long bin = 0;
-            floor_bin(inv_bin > 0.0 ? off * inv_bin : off / bin_frames, &bin);   /* in range: planned */
+            floor_bin(in_bins((double)t_ref[i] - run.q, inv_bin, bin_frames), &bin);   /* in range: planned */
             const dense_track *e = L.tab + track[i];
             unsigned long long at = (unsigned long long)(bin - e->origin);
             if (at >= (unsigned long long)(e->blocks * block_bins)) {   /* never: planned */
@@ -469,17 +463,15 @@ long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mut
     const unsigned int *track = hits->track, *t_ref = hits->t_ref;
     long long found = 0;
     kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
-    long long begin, end;
-    double q;
-    int muted;
-    while (next_kept_run(&k, &begin, &end, &q, &muted)) {
-        if (muted && (long long)cell_track == mute_track)
+    kept_run run;
+    while (next_kept_run(&k, &run)) {
+        if ((long long)cell_track == run.left_out)
             continue;   /* every hit of the cell's track in this run is left out */
-        for (long long i = begin; i < end; i++) {
+        for (long long i = run.begin; i < run.end; i++) {
             if (track[i] != cell_track)
                 continue;
-            double off = (double)t_ref[i] - q;
-            double b = floor(inv_bin > 0.0 ? off * inv_bin : off / bin_frames);
+            double off = (double)t_ref[i] - run.q;
+            double b = floor(in_bins(off, inv_bin, bin_frames));
             if (b >= (double)bin && b < (double)bin + window_bins) {
                 if (found < cap)
                     out[found] = off;
