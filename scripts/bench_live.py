@@ -34,7 +34,6 @@ import math
 import os
 import resource
 import signal
-import shutil
 import subprocess
 import sys
 import threading
@@ -57,8 +56,6 @@ OUT = ROOT / "bench-out"
 LIVE = OUT / "live"
 RATE = 48000
 HOP_S = 0.25
-EXTRA_PACKAGES = ("ufoai-music", "singularity-music", "hyperrogue-music")
-CATALOG_MIN_HOURS = 10.0
 SEGMENT_S = (120.0, 300.0)
 SILENCE_S = (15.0, 30.0)
 FULL_START_FRACTION = 0.3
@@ -176,68 +173,11 @@ def render_room(clean: np.ndarray, segments: list[Segment], seed: int) -> tuple[
                  "previous segment's levels"}
 
 
-# -- the catalog -------------------------------------------------------------------------------
-def catalog_figures(path: Path) -> dict[str, Any]:
-    from earshot.catalog import Catalog
-
-    with Catalog.open(path, readonly=True) as cat:
-        st = cat.stats()
-        sources = sorted(t.source for t in cat.tracks())
-    size = sum(f.stat().st_size for f in path.iterdir())
-    return {"path": str(path), "tracks": st.tracks, "hours": st.hours, "postings": st.postings,
-            "file_mb": size / 1e6, "sources": sources}
-
-
-def catalog_opens(path: Path) -> bool:
-    """Whether this earshot can read the catalog (not one built with another format)."""
-    from earshot.catalog import Catalog
-    from earshot.errors import CatalogError
-
-    try:
-        Catalog.open(path, readonly=True).close()
-    except CatalogError as exc:
-        print(f"not reusing {path}: {exc}", file=sys.stderr)
-        return False
-    return True
-
-
-def ensure_catalog(path: Path, known: list[CorpusTrack], unknown: list[CorpusTrack]) -> dict[str, Any]:
-    """The known songs plus more Debian soundtracks, >= 10 h, built once with `earshot ingest`."""
-    marker = path.parent / (path.name + ".json")
-    if marker.exists() and (path / "data.mdb").exists():
-        info = json.loads(marker.read_text())
-        if (info["hours"] >= CATALOG_MIN_HOURS and not ({str(t.path) for t in unknown} & set(info["sources"]))
-                and catalog_opens(path)):
-            print(f"reusing the catalog {path} ({info['hours']:.2f} h)", file=sys.stderr)
-            return info
-    if path.exists():
-        shutil.rmtree(path)     # built by an older earshot (another format): build it afresh
-    extra_packages = bench_corpus.ensure_packages(EXTRA_PACKAGES)
-    extra = bench_corpus.build_corpus(extra_packages, OUT / "corpus")
-    files = [t.path for t in known] + [t.path for t in extra]
-    hours = sum(t.duration_s for t in known + extra) / 3600
-    print(f"ingesting {len(files)} files ({hours:.2f} h) into {path} ...", file=sys.stderr)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "earshot", "ingest", "--catalog", str(path), "-q",
-                    *map(str, files)], check=True)
-    # as the README advises after a large ingest (the daemon stopped): full pages, no free ones
-    subprocess.run([sys.executable, "-m", "earshot", "catalog", "compact", "--catalog", str(path)], check=True)
-    info = catalog_figures(path)
-    info.update(packages=list(bench_corpus.PACKAGES) + extra_packages, known_hours=sum(
-        t.duration_s for t in known) / 3600, extra_hours=sum(t.duration_s for t in extra) / 3600,
-        ingest_s=time.perf_counter() - t0)
-    leaked = {str(t.path) for t in unknown} & set(info["sources"])
-    if leaked:
-        raise SystemExit(f"{path}: holds songs meant to be unknown: {sorted(leaked)[:3]}")
-    marker.write_text(json.dumps(info, indent=1))
-    return info
-
-
 def phase_prepare(args: argparse.Namespace) -> dict[str, Any]:
     packages = bench_corpus.ensure_packages()
     corpus = bench_corpus.build_corpus(packages, OUT / "corpus")
     known, unknown = bench_corpus.split_known_unknown(corpus, args.seed)
-    catalog = ensure_catalog(args.catalog, known, unknown)
+    catalog = bench_corpus.ensure_large_catalog(args.catalog, known, unknown, OUT / "corpus")
     plan_file = LIVE / "playlist.json"
     wavs = {c: LIVE / f"hour-{c}.wav" for c in ("clean", "room")}
     key = {"seed": args.seed, "hour_s": args.hour_s, "unknown_songs": args.unknown_songs,
