@@ -105,3 +105,44 @@ def test_evidence_accumulates_across_hops(catalog):
         confidences.append(m.confidence if m and m.track.track_id == 6 else 0.0)
     assert confidences[-1] > 0.999
     assert confidences[2] < confidences[-1]
+
+
+def _peaks(x, rate=RATE):
+    from earshot.fingerprint import DEFAULT_PARAMS, extract_peaks
+    from earshot.ingest import fingerprint_rate_signal
+
+    return extract_peaks(fingerprint_rate_signal(Audio(x[:, None], rate), DEFAULT_PARAMS),
+                         DEFAULT_PARAMS.query_peaks)
+
+
+def test_a_sure_excerpt_settles_on_its_exact_gaps(catalog):
+    """A clean excerpt is sure on the hashes of its exact gaps alone: the first test answers
+    (its session hashed no tolerance and one speed), with what the full test finds."""
+    from earshot.matcher import match_peaks
+
+    cat, songs = catalog
+    peaks = _peaks(query(songs[3], 17.5, 8))
+    session, m = match_peaks(cat, peaks, accept_p=1e-3)
+    full_session, full = match_peaks(cat, peaks, accept_p=1e-3, settle_p=0.0)
+    assert session.params.query_hash.dt_tolerance == 0.0 and session.speeds == (1.0,)
+    assert full_session.params.query_hash.dt_tolerance == cat.params.query_hash.dt_tolerance > 0
+    assert m is not None and full is not None and m.p_value <= 1e-9
+    assert (m.track.track_id, m.speed) == (full.track.track_id, full.speed) == (3, 1.0)
+    assert abs(m.offset_s - full.offset_s) < 0.05
+    # a caller asking for more certainty than the first test's own bound is given it
+    _, strict = match_peaks(cat, peaks, accept_p=1e-300)
+    assert strict is not None and strict.track.track_id == 3
+
+
+def test_an_unsettled_query_gets_exactly_the_full_answer(catalog):
+    """Where the exact gaps are not enough (here: a speed change, which the nominal speed's
+    exact gaps miss), the answer is the full test's, field for field."""
+    from earshot.matcher import match_peaks
+
+    cat, songs = catalog
+    x = query(songs[5], 8, 10 * 1.04)
+    peaks = _peaks(resample(x, int(round(RATE * 1.04)), RATE))
+    session, m = match_peaks(cat, peaks, accept_p=1e-3)
+    _, full = match_peaks(cat, peaks, accept_p=1e-3, settle_p=0.0)
+    assert session.params.query_hash.dt_tolerance > 0
+    assert m == full and m is not None and m.track.track_id == 5

@@ -102,7 +102,7 @@ def explain(catalog: Catalog, rec: Recognition) -> Explanation:
             second = catalog.get_track(second_id)
             if second is not None:
                 runner_up = _histogram(second, speed, track, t_ref, t_q, obin, frame_s)[0]
-        pairs = _matched_pairs(catalog, rec.peaks, params.query_hash, speed, best_id,
+        pairs = _matched_pairs(catalog, rec.peaks, rec.session.params.query_hash, speed, best_id,
                                cell_bin, frame_s)
     return Explanation(
         duration_s=len(rec.signal) / pp.sample_rate, frame_s=frame_s, freqs_hz=freqs,
