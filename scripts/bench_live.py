@@ -353,8 +353,12 @@ def open_pipeline(catalog_dir: Path, channels: int = 1) -> Any:
     from earshot.catalog import Catalog
     from earshot.pipeline import Pipeline, audio_clock_stamp
 
+    from earshot.config import parse_config
+
     catalog = Catalog.open(catalog_dir, readonly=True)   # as the service opens it
-    return Pipeline(catalog, RATE, channels, stamp=audio_clock_stamp(T0))
+    # [listen] at its defaults plus EARSHOT_LISTEN__* (--listen), as `earshot run` reads them
+    listen = parse_config({}, "the built-in defaults", os.environ).listen
+    return Pipeline(catalog, RATE, channels, listen=listen, stamp=audio_clock_stamp(T0))
 
 
 def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None = None,
@@ -844,8 +848,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="cProfile the full-speed runs (bench-out/live/profile-*.txt)")
     ap.add_argument("--no-plain-check", dest="plain_check", action="store_false",
                     help="skip the clean run without stage timers")
+    ap.add_argument("--listen", action="append", default=[], metavar="KEY=VALUE",
+                    help="a [listen] setting for every run, e.g. time_tolerance=1 (passed on as "
+                    "EARSHOT_LISTEN__KEY, so the daemon's runs take it too); repeatable")
     ap.add_argument("--memrun", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    for setting in args.listen:
+        key, eq, value = setting.partition("=")
+        if not eq or not key:
+            ap.error(f"--listen takes KEY=VALUE, not {setting!r}")
+        os.environ[f"EARSHOT_LISTEN__{key.strip().upper()}"] = value.strip()
     args.catalog = args.catalog.resolve()
     if args.memrun:
         memrun(args.memrun, args.catalog)
@@ -863,6 +875,7 @@ def main(argv: list[str] | None = None) -> int:
             t0, code = time.perf_counter(), code_version()
             result = fn(args, plan)
             result["code"] = code
+            result["listen_settings"] = args.listen
             result["phase_wall_s"] = time.perf_counter() - t0
             (LIVE / f"{phase}.json").write_text(json.dumps(result, indent=1, default=str))
     if "report" in phases:

@@ -176,6 +176,37 @@ def test_a_shared_intro_names_no_track_until_what_follows_does(tmp_path):
 
 def test_live_time_tolerance_is_the_listen_setting(catalog):
     _, cat, _ = catalog
-    assert Pipeline(cat, RATE, 1).session.params.query_hash.dt_tolerance == 0.0
-    assert Pipeline(cat, RATE, 1, listen=ListenSection(time_tolerance=1)).session.params.query_hash.dt_tolerance == 1.0
+
+    def tolerances(**listen):
+        session = Pipeline(cat, RATE, 1, listen=ListenSection(**listen)).session
+        return {s: session.query_hash_params(s).dt_tolerance for s in (1.0, 0.97, 1.03)}
+
+    assert tolerances() == {1.0: 0.0, 0.97: 0.0, 1.03: 0.0}
+    # by default only the nominal-speed hypothesis takes it; 'all' gives it to every one
+    assert tolerances(time_tolerance=1) == {1.0: 1.0, 0.97: 0.0, 1.03: 0.0}
+    assert tolerances(time_tolerance=1, time_tolerance_speeds="all") == {1.0: 1.0, 0.97: 1.0, 1.03: 1.0}
     assert cat.params.query_hash.dt_tolerance == 1.0      # identify's queries keep theirs
+
+
+def test_nominal_time_tolerance_finds_more_of_a_smeared_song_at_nominal_speed_only(catalog):
+    """A room's reverberation moves peaks by a frame: the tolerant nominal hypothesis
+    collects more of the true song's hits than the exact one, and an off-speed hypothesis,
+    which was not given the tolerance, hashes exactly as before."""
+    _, cat, songs = catalog
+    track_id, x = next(iter(songs.items()))
+    excerpt = x[20 * RATE:32 * RATE]
+    rng = np.random.default_rng(3)
+    tail = rng.standard_normal(int(0.6 * RATE)) * np.exp(-np.arange(int(0.6 * RATE)) / (0.08 * RATE))
+    wet = np.convolve(excerpt, tail)[:len(excerpt)]
+    room = add_noise((0.5 * excerpt + 0.5 * wet / np.max(np.abs(wet))).astype(np.float32), 10.0, seed=8)
+    offset = 20.0 / cat.params.frame_seconds          # the excerpt's place in the song, frames
+    in_cell, off_speed = {}, {}
+    for tol in (0, 1):
+        pipe = Pipeline(cat, RATE, 1, listen=ListenSection(time_tolerance=tol))
+        for i in range(0, len(room), HOP):
+            pipe.process(room[i:i + HOP, None], evaluate=False)
+        track, t_ref, t_q = pipe.session.hits(1.0)
+        in_cell[tol] = int(np.sum((track == track_id) & (np.abs(t_ref - t_q - offset) <= 2)))
+        off_speed[tol] = [a.tolist() for a in pipe.session.hits(0.97)]
+    assert in_cell[1] > in_cell[0] > 0, in_cell
+    assert off_speed[1] == off_speed[0]

@@ -94,7 +94,10 @@ class ListenSection(Section):
                                 "(talking over it for less keeps it playing)")
     time_tolerance: int = Field(0, ge=0, le=2, description="frames (16 ms) by which live query hashes may "
                                 "miss a pair's time gap: 1 recognises sooner in reverberant, noisy rooms "
-                                "for about twice the CPU and evidence memory (`identify` always uses 1)")
+                                "for more CPU and evidence memory (`identify` always uses 1)")
+    time_tolerance_speeds: Literal["nominal", "all"] = Field(
+        "nominal", description="which speed hypotheses take the time tolerance: 'nominal' (songs at "
+        "their own speed; about +20 % CPU at 1) or 'all' (also decks and streams off speed; about twice the CPU)")
     silence_lufs: float = Field(-55.0, le=0.0, description="momentary loudness below which the room counts as quiet")
     loudness_interval_s: float = Field(5.0, ge=0.5, le=3600.0, description="how often a loudness event is emitted")
     health_interval_s: float = Field(60.0, ge=1.0, le=86400.0, description="how often a health event is emitted")

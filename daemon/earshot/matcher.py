@@ -18,7 +18,7 @@ import numpy as np
 
 from .catalog import Catalog, Track
 from .evidence import EvidenceWindow, PostingRuns, Scorer, near
-from .fingerprint import PEAK_DTYPE, FingerprintParams, HashStream
+from .fingerprint import PEAK_DTYPE, FingerprintParams, HashParams, HashStream
 
 # speed hypotheses: the query is taken as played s times too fast
 DEFAULT_SPEEDS = (1.0, 0.985, 1.015, 0.97, 1.03, 0.955, 1.045, 0.94, 1.06)
@@ -62,14 +62,20 @@ class MatchSession:
     def __init__(
         self, catalog: Catalog, params: FingerprintParams | None = None,
         speeds: tuple[float, ...] = DEFAULT_SPEEDS, max_postings: int = 0,
+        nominal_dt_tolerance: float | None = None,
     ):
         self.catalog = catalog
         self.params = params or catalog.params
         self.speeds = speeds
+        # the nominal-speed hypothesis may hash with its own time tolerance (None: the
+        # params' own): most music plays at its own speed, so that is where a reverberant
+        # room's smeared gaps are worth the extra lookups and hits
+        self._nominal_hash = (self.params.query_hash if nominal_dt_tolerance is None else
+                              replace(self.params.query_hash, dt_tolerance=float(nominal_dt_tolerance)))
         # a query hash with more postings than this (0: no limit) is skipped: it says little
         # (a stop-word: most of its postings are coincidences) and costs the most
         self.max_postings = max_postings
-        self._streams = {s: HashStream(self.params.query_hash, s) for s in speeds}
+        self._streams = {s: self._new_stream(s) for s in speeds}
         self._hits = {s: EvidenceWindow() for s in speeds}
         self._scorer = Scorer(BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
         self._chunks: list[np.ndarray] = []    # peaks not yet hashed under every speed
@@ -100,10 +106,17 @@ class MatchSession:
         total = self._chunk_base + len(self._chunks)
         for s in active:
             if s not in self._active:
-                self._streams[s] = HashStream(self.params.query_hash, s)
+                self._streams[s] = self._new_stream(s)
                 self._consumed[s] = total
         self._active = active
         self._drop_hashed_chunks()
+
+    def _new_stream(self, speed: float) -> HashStream:
+        return HashStream(self._nominal_hash if speed == 1.0 else self.params.query_hash, speed)
+
+    def query_hash_params(self, speed: float) -> HashParams:
+        """How the hypothesis at this speed hashes the query."""
+        return self._nominal_hash if speed == 1.0 else self.params.query_hash
 
     @property
     def active_speeds(self) -> tuple[float, ...]:
