@@ -351,9 +351,8 @@ class StageTimer:
 
 def open_pipeline(catalog_dir: Path, channels: int = 1) -> Any:
     from earshot.catalog import Catalog
-    from earshot.pipeline import Pipeline, audio_clock_stamp
-
     from earshot.config import parse_config
+    from earshot.pipeline import Pipeline, audio_clock_stamp
 
     catalog = Catalog.open(catalog_dir, readonly=True)   # as the service opens it
     # [listen] at its defaults plus EARSHOT_LISTEN__* (--listen), as `earshot run` reads them

@@ -112,7 +112,7 @@ class MatchSession:
         self._drop_hashed_chunks()
 
     def _new_stream(self, speed: float) -> HashStream:
-        return HashStream(self._nominal_hash if speed == 1.0 else self.params.query_hash, speed)
+        return HashStream(self.query_hash_params(speed), speed)
 
     def query_hash_params(self, speed: float) -> HashParams:
         """How the hypothesis at this speed hashes the query."""
