@@ -182,16 +182,18 @@ def phase_prepare(args: argparse.Namespace) -> dict[str, Any]:
     wavs = {c: LIVE / f"hour-{c}.wav" for c in ("clean", "room")}
     key = {"seed": args.seed, "hour_s": args.hour_s, "unknown_songs": args.unknown_songs,
            "silences": args.silences}
+    if args.playlist_seed != args.seed:
+        key["playlist_seed"] = args.playlist_seed
     if plan_file.exists() and all(w.exists() for w in wavs.values()):
         old = json.loads(plan_file.read_text())
         if old["key"] == key:
             print("reusing the playlist and its mixes", file=sys.stderr)
             return old
-    segments = make_playlist(known, unknown, args.seed, args.hour_s, args.unknown_songs, args.silences)
+    segments = make_playlist(known, unknown, args.playlist_seed, args.hour_s, args.unknown_songs, args.silences)
     clean = render_clean(segments)
     sf.write(wavs["clean"], clean, RATE, subtype="FLOAT")
     print("  room damage ...", file=sys.stderr)
-    room, room_info = render_room(clean, segments, args.seed)
+    room, room_info = render_room(clean, segments, args.playlist_seed)
     sf.write(wavs["room"], room, RATE, subtype="FLOAT")
     kinds = Counter(s.kind for s in segments)
     out = {"key": key, "catalog": catalog, "rate": RATE, "duration_s": len(clean) / RATE,
@@ -826,8 +828,8 @@ def phase_report(args: argparse.Namespace) -> dict[str, Any]:
         (report.get("fast") or {}).get(cond, {}).pop("events", None)
     report["targets"] = targets(report)
     md = render(report)
-    (OUT / "live.md").write_text(md + "\n")
-    (OUT / "live.json").write_text(json.dumps(report, indent=1, default=str))
+    (LIVE.parent / f"{LIVE.name}.md").write_text(md + "\n")
+    (LIVE.parent / f"{LIVE.name}.json").write_text(json.dumps(report, indent=1, default=str))
     print(md)
     return report
 
@@ -836,6 +838,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated: " + ",".join(PHASES))
     ap.add_argument("--seed", type=int, default=1, help="the known/unknown split (as bench_recognition) and the playlist")
+    ap.add_argument("--playlist-seed", type=int, help="another hour from the same catalog and split: "
+                    "its playlist and room (default: --seed); kept apart in bench-out/live-p<N>")
     ap.add_argument("--hour-s", type=float, default=3600.0, help="length of the playlist, seconds")
     ap.add_argument("--unknown-songs", type=int, default=3)
     ap.add_argument("--silences", type=int, default=4)
@@ -858,6 +862,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--listen takes KEY=VALUE, not {setting!r}")
         os.environ[f"EARSHOT_LISTEN__{key.strip().upper()}"] = value.strip()
     args.catalog = args.catalog.resolve()
+    global LIVE
+    if args.playlist_seed is None:
+        args.playlist_seed = args.seed
+    elif args.playlist_seed != args.seed:
+        LIVE = OUT / f"live-p{args.playlist_seed}"
     if args.memrun:
         memrun(args.memrun, args.catalog)
         return 0

@@ -62,7 +62,7 @@ class MatchSession:
     def __init__(
         self, catalog: Catalog, params: FingerprintParams | None = None,
         speeds: tuple[float, ...] = DEFAULT_SPEEDS, max_postings: int = 0,
-        nominal_dt_tolerance: float | None = None,
+        nominal_dt_tolerance: float | None = None, claim_tolerance_s: float = 0.0,
     ):
         self.catalog = catalog
         self.params = params or catalog.params
@@ -75,6 +75,9 @@ class MatchSession:
         # a query hash with more postings than this (0: no limit) is skipped: it says little
         # (a stop-word: most of its postings are coincidences) and costs the most
         self.max_postings = max_postings
+        # hypotheses naming one track at one place now (within this many seconds; 0: never
+        # merged) are one claim, see `one_claim`
+        self.claim_tolerance_s = float(claim_tolerance_s)
         self._streams = {s: self._new_stream(s) for s in speeds}
         self._hits = {s: EvidenceWindow() for s in speeds}
         self._scorer = Scorer(BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
@@ -237,11 +240,14 @@ class MatchSession:
         hypothesis hashed, since a caller may look at the others another time."""
         tried = [s for s in self.speeds if self._hits[s].query_hashes]
         scored = tried if speeds is None else [s for s in speeds if s in tried]
-        best: Match | None = None
-        for speed in scored:
-            m = self._best_for_speed(speed, since_frame, len(tried), mute)
-            if m is not None and (best is None or m.p_value < best.p_value):
-                best = m
+        found = [m for m in (self._best_for_speed(s, since_frame, len(tried), mute) for s in scored)
+                 if m is not None]
+        if not found:
+            return None
+        best = min(found, key=lambda m: m.p_value)
+        if self.claim_tolerance_s > 0.0:
+            best = one_claim(best, found, self._frames_final * self.params.frame_seconds,
+                             self.claim_tolerance_s)
         return best
 
     def _best_for_speed(self, speed: float, since: float | None, n_speeds: int,
@@ -262,6 +268,25 @@ class MatchSession:
             track=tr, offset_s=offset_frames * self.params.frame_seconds,
             confidence=1.0 - p, score=cell.count, speed=speed, p_value=p,
         )
+
+
+def one_claim(best: Match, found: list[Match], now_s: float, tolerance_s: float) -> Match:
+    """Neighbouring speed hypotheses see one song at one place now with different offsets,
+    and in clean audio the wrong neighbour can win on p-value by a hair (its exact gaps
+    against the nominal one's tolerant, denser ones). The matches in `found` naming `best`'s
+    track within `tolerance_s` of its place at `now_s` (stream seconds) are one claim: the
+    best p-value, with the speed, offset and score of the hypothesis with the most agreeing
+    hashes (on a tie, the one nearer to nominal speed), the one the song keeps agreeing with
+    as it plays."""
+    def here(m: Match) -> float:
+        return m.offset_s + now_s * m.speed
+
+    same = [m for m in found if m.track.track_id == best.track.track_id
+            and abs(here(m) - here(best)) <= tolerance_s]
+    lead = max(same, key=lambda m: (m.score, -abs(m.speed - 1.0)), default=best)
+    if lead is best:
+        return best
+    return replace(best, offset_s=lead.offset_s, speed=lead.speed, score=lead.score)
 
 
 def tail_log_p(c: int, k: int, u: float, top_sum: int) -> float:

@@ -29,6 +29,10 @@ from .nowplaying import NowPlaying, NowPlayingParams, SongEnded
 
 EVAL_INTERVAL_S = 0.5
 HEAP_TRIM_INTERVAL_S = 5.0   # freed heap handed back this often (see heap.py)
+# speed hypotheses naming one track within this many seconds of each other now are one
+# claim (see MatchSession._one_claim): without it a clean song could be announced at a
+# neighbouring speed, drift out of its cell and end early, to be announced again
+CLAIM_TOLERANCE_S = 0.5
 
 
 def wall_clock_stamp(_audio_s: float) -> datetime:
@@ -82,9 +86,11 @@ class Pipeline:
         # nominal one only (the default scope) it cost +17 % in the room and +23 % clean
         everywhere = listen.time_tolerance_speeds == "all"
         live = replace(self.params, query_hash=replace(
-            self.params.query_hash, dt_tolerance=float(listen.time_tolerance if everywhere else 0)))
+            self.params.query_hash, fanout=listen.query_fanout,
+            dt_tolerance=float(listen.time_tolerance if everywhere else 0)))
         self.session = MatchSession(catalog, params=live, speeds=speeds,
-                                    nominal_dt_tolerance=float(listen.time_tolerance))
+                                    nominal_dt_tolerance=float(listen.time_tolerance),
+                                    claim_tolerance_s=CLAIM_TOLERANCE_S)
         self.frame_s = self.params.frame_seconds
         self.nowplaying = NowPlaying(
             frame_s=self.frame_s, stamp=stamp,
