@@ -834,6 +834,21 @@ def phase_report(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _linked_run_dir(hour: Path, name: str) -> Path:
+    """A results folder beside the hour's, with its playlist and audio linked in."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise SystemExit(f"--run-name takes letters, digits, '-' and '_', not {name!r}")
+    if not (hour / "playlist.json").exists():
+        raise SystemExit(f"{hour} has no playlist: run the prepare phase without --run-name first")
+    run = hour.parent / f"{hour.name}-{name}"
+    run.mkdir(parents=True, exist_ok=True)
+    for f in [hour / "playlist.json", *hour.glob("hour-*.wav")]:
+        link = run / f.name
+        if not link.exists():
+            link.symlink_to(f.resolve())
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated: " + ",".join(PHASES))
@@ -854,6 +869,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen", action="append", default=[], metavar="KEY=VALUE",
                     help="a [listen] setting for every run, e.g. time_tolerance=1 (passed on as "
                     "EARSHOT_LISTEN__KEY, so the daemon's runs take it too); repeatable")
+    ap.add_argument("--run-name", help="keep this run's results apart, in bench-out/<hour's folder>-<NAME> "
+                    "(the hour's playlist and audio are linked from the hour's folder, which must be "
+                    "prepared): settings compared side by side, or at once")
     ap.add_argument("--memrun", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     for setting in args.listen:
@@ -867,6 +885,8 @@ def main(argv: list[str] | None = None) -> int:
         args.playlist_seed = args.seed
     elif args.playlist_seed != args.seed:
         LIVE = OUT / f"live-p{args.playlist_seed}"
+    if args.run_name:
+        LIVE = _linked_run_dir(LIVE, args.run_name)
     if args.memrun:
         memrun(args.memrun, args.catalog)
         return 0
