@@ -221,6 +221,39 @@ def pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+def shared_recording(seg: Segment, wrong: dict[str, Any], heard_s: float = 10.0) -> float | None:
+    """Does the unknown song playing really mix in the catalog recording announced? The
+    waveform correlation (bench_queries.waveform_correlation, the recognition benchmark's test
+    for its false positives) of the `heard_s` before the announcement against the announced
+    track where the announcement puts them: >= SHARED_RECORDING means the same recording.
+    Diagnostic only: the announcement still counts as wrong."""
+    from bench_queries import waveform_correlation   # scipy: kept out of the memory phase's child
+
+    position = seg.track_start_s + wrong["into_segment_s"]
+    offset = wrong["announced_offset_s"] - heard_s
+    if wrong["into_segment_s"] < heard_s or offset < 0.3 or not wrong.get("announced_source"):
+        return None
+    try:
+        x = mono_at_rate(Path(seg.source or ""))
+        y = mono_at_rate(Path(wrong["announced_source"]))
+    except Exception:  # noqa: BLE001 - a diagnostic: a track that will not decode leaves it unknown
+        return None
+    corr = waveform_correlation(x, round((position - heard_s) * RATE), y, offset, RATE, round(heard_s * RATE))
+    return None if math.isnan(corr) else round(corr, 3)
+
+
+def shared_note(w: dict[str, Any]) -> str:
+    from bench_queries import SHARED_RECORDING
+
+    corr = w.get("waveform_corr")
+    if corr is None:
+        return ""
+    if corr >= SHARED_RECORDING:
+        return (f"; the unknown song mixes in that recording (waveform correlation {corr:.2f} at the "
+                f"announced place, >= {SHARED_RECORDING})")
+    return f"; waveform correlation at the announced place {corr:.2f} (chance level: not shared)"
+
+
 def score(segments: list[Segment], events: list[dict[str, Any]], end_s: float) -> dict[str, Any]:
     """Announcements against the playlist. Each event has `t`: seconds since the mix began."""
     matches = [e for e in events if e["event"] == "match"]
@@ -249,7 +282,8 @@ def score(segments: list[Segment], events: list[dict[str, Any]], end_s: float) -
             what += " (names the song before)"
         wrong.append({"t": round(m["t"], 2), "segment": None if seg is None else seg.index,
                       "playing": None if seg is None else seg.title, "announced": m["title"],
-                      "announced_source": m["source"], "confidence": m["confidence"], "kind": what,
+                      "announced_source": m["source"], "announced_offset_s": m["offset_s"],
+                      "confidence": m["confidence"], "kind": what,
                       "into_segment_s": None if seg is None else round(m["t"] - seg.start_s, 2)})
     # playing intervals: from a `playing` state to the next state change
     intervals: list[dict[str, Any]] = []
@@ -281,6 +315,10 @@ def score(segments: list[Segment], events: list[dict[str, Any]], end_s: float) -
                                   "segment_s": round(s.length_s, 1), "reason": iv.get("reason")})
         if nxt is not None and mine and mine[-1]["end"] is not None:
             ends[follows].append(mine[-1]["end"] - s.end_s)
+    for w in wrong:
+        seg = segments[w["segment"]] if w["segment"] is not None else None
+        if seg is not None and seg.kind == "unknown" and seg.source:
+            w["waveform_corr"] = shared_recording(seg, w)
     kinds = Counter(w["kind"] for w in wrong)
     return {
         "catalog_segments": len(known),
@@ -778,7 +816,7 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"Wrong announcements, {name}:")
             lines += [f"- at {w['t']:.1f} s ({w['into_segment_s']} s into segment {w['segment']}, playing "
                       f"{w['playing']}): announced {w['announced']}, confidence {w['confidence']} — {w['kind']}"
-                      for w in sc["wrong_list"]]
+                      + shared_note(w) for w in sc["wrong_list"]]
             lines.append("")
         if sc["missed_segments"]:
             lines.append(f"Missed, {name}: " + "; ".join(
