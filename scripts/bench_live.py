@@ -227,7 +227,8 @@ def shared_recording(seg: Segment, wrong: dict[str, Any], heard_s: float = 10.0)
     for its false positives) of the `heard_s` before the announcement against the announced
     track where the announcement puts them: >= SHARED_RECORDING means the same recording.
     Diagnostic only: the announcement still counts as wrong."""
-    from bench_queries import waveform_correlation   # scipy: kept out of the memory phase's child
+    # scipy: kept out of the memory phase's child
+    from bench_queries import waveform_correlation
 
     position = seg.track_start_s + wrong["into_segment_s"]
     offset = wrong["announced_offset_s"] - heard_s

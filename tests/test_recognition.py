@@ -146,3 +146,49 @@ def test_an_unsettled_query_gets_exactly_the_full_answer(catalog):
     _, full = match_peaks(cat, peaks, accept_p=1e-3, settle_p=0.0)
     assert session.params.query_hash.dt_tolerance > 0
     assert m == full and m is not None and m.track.track_id == 5
+
+
+class _CountingCatalog:
+    """A catalog whose lookups are counted (keys asked for), the rest passed through."""
+
+    def __init__(self, cat):
+        self._cat, self.keys = cat, 0
+
+    def lookup(self, hashes):
+        self.keys += len(hashes)
+        return self._cat.lookup(hashes)
+
+    def __getattr__(self, name):
+        return getattr(self._cat, name)
+
+
+@pytest.mark.parametrize("speed", [0.96, 1.03, 1.05])
+def test_the_speed_screen_keeps_an_off_speed_song_and_its_answer(catalog, speed):
+    """An off-speed song stands out on a quarter of its anchors, so the screened search
+    looks its hypothesis up in full and gives the full search's answer, field for field."""
+    from earshot.matcher import match_peaks
+
+    cat, songs = catalog
+    x = query(songs[2], 6, 10 * speed)
+    peaks = _peaks(add_noise(resample(x, round(RATE * speed), RATE), 10.0, seed=3))
+    _, screened = match_peaks(cat, peaks, accept_p=1e-3, screen_every=4)
+    _, full = match_peaks(cat, peaks, accept_p=1e-3, screen_every=1)
+    assert screened is not None and screened.track.track_id == 2 and abs(screened.offset_s - 6) < 0.5
+    assert screened == full
+
+
+def test_the_speed_screen_spares_lookups_for_an_unknown_song(catalog):
+    """A song the catalog does not know: no match either way, for far fewer lookups, and the
+    p-value still counts every speed hypothesis."""
+    from earshot.matcher import DEFAULT_SPEEDS, match_peaks
+
+    cat, _ = catalog
+    peaks = _peaks(song(903, 10.0, RATE))
+    counted = {}
+    for every in (1, 4):
+        c = _CountingCatalog(cat)
+        session, m = match_peaks(c, peaks, accept_p=1e-3, screen_every=every)
+        assert m is None or m.p_value > 1e-3
+        assert all(session._hits[s].query_hashes > 0 for s in DEFAULT_SPEEDS)
+        counted[every] = c.keys
+    assert counted[4] < 0.8 * counted[1]   # (the speeds share many keys: a full search is not 8 lookups)

@@ -34,6 +34,9 @@ SETTLE_P = 1e-9          # a query's exact gaps alone this certain: no need for 
 NULL_BLOCK = 64          # offset bins per null-model block
 TAIL_MIN = 10            # blocks used for the tail fit, at least
 BETA_FLOOR = 1.0         # smallest tail scale (hits), for queries with little evidence
+SCREEN_EVERY = 4         # identify: off-nominal speeds are first tried on every 4th anchor ...
+SCREEN_P = 0.1           # ... and in full where that alone is this unlikely by chance,
+SCREEN_KEEP = 1          # ... or where it is among the likeliest this many
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,11 @@ class MatchSession:
             if len(hashes):
                 self._hits[speed].query_hashes += len(hashes)
                 new_hashes.append((speed, hashes, times))
+        self._look_up_and_join(new_hashes)
+
+    def _look_up_and_join(self, new_hashes: list[tuple[float, np.ndarray, np.ndarray]]) -> None:
+        """Each speed's hashes (in anchor order) looked up at once, their postings joined
+        into that speed's evidence."""
         if not new_hashes:
             return
         uniq = np.unique(np.concatenate([h for _, h, _ in new_hashes]))
@@ -163,12 +171,56 @@ class MatchSession:
         for speed, hashes, times in new_hashes:
             runs.join(self._hits[speed], hashes, times, self.max_postings)
 
-    def try_more_speeds(self) -> None:
-        """Hash the peaks seen so far under every speed not yet tried (end of stream)."""
+    def try_more_speeds(self, screen_every: int = 1, screen_p: float = 1.0, screen_keep: int = 1) -> None:
+        """Hash the peaks seen so far under every speed not yet tried (end of stream).
+
+        With `screen_every` n > 1 each of them is first looked up on every n-th query anchor
+        alone. Only the `screen_keep` likeliest of them, and any other whose evidence there
+        is already unlikely by chance (p <= `screen_p` on its own), are looked up in full;
+        the rest keep their partial evidence. A song played off speed stands out on a
+        fraction of its anchors, and a song the catalog does not know no longer pays for
+        eight full searches. The final p-value still counts every hypothesis hashed and
+        tests one hypothesis' evidence as before, so the false-positive bound is unchanged;
+        what can be lost is an off-speed song too damaged to show on 1/n of its anchors.
+        (`hits` of a screened-out hypothesis are then that partial evidence.)"""
         todo = tuple(s for s in self.speeds if self._consumed.get(s, 0) == 0)
         if todo and self._chunks:
-            self._feed_speeds(todo, None)
+            if screen_every <= 1:
+                self._feed_speeds(todo, None)
+            else:
+                self._screen_speeds(todo, int(screen_every), float(screen_p), int(screen_keep))
         self._drop_hashed_chunks()
+
+    def _screen_speeds(self, todo: tuple[float, ...], every: int, screen_p: float, keep: int) -> None:
+        if self._chunk_base != 0:
+            raise RuntimeError("a speed screen needs every peak of the query")
+        peaks = np.concatenate(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+        total = len(self._chunks)
+        hashed: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        sample: list[tuple[float, np.ndarray, np.ndarray]] = []
+        for speed in todo:
+            self._consumed[speed] = total
+            hashes, times = self._streams[speed].feed(peaks, None)
+            if not len(hashes):
+                continue
+            hashed[speed] = (hashes, times)
+            # every n-th anchor (its hashes share its time): spread over the whole query
+            _, anchor = np.unique(times, return_inverse=True)
+            pick = anchor % every == 0
+            self._hits[speed].query_hashes += len(hashes)
+            sample.append((speed, hashes[pick], times[pick]))
+        self._look_up_and_join(sample)
+        partial = {speed: self._best_for_speed(speed, None, 1) for speed in hashed}
+        ranked = sorted((m.p_value, speed) for speed, m in partial.items() if m is not None)
+        go_on = {speed for p, speed in ranked if p <= screen_p} | {speed for _, speed in ranked[:keep]}
+        full: list[tuple[float, np.ndarray, np.ndarray]] = []
+        for speed, (hashes, times) in hashed.items():
+            if speed in go_on:
+                kept = self._hits[speed].query_hashes
+                self._hits[speed] = EvidenceWindow()   # all of it again, in anchor order
+                self._hits[speed].query_hashes = kept
+                full.append((speed, hashes, times))
+        self._look_up_and_join(full)
 
     def hits(self, speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The evidence under one speed hypothesis: for every posting that matched a query
@@ -350,7 +402,8 @@ def identify_peaks(
 def match_peaks(
     catalog: Catalog, peaks: np.ndarray, speed_search: bool = True,
     speeds: tuple[float, ...] = DEFAULT_SPEEDS, accept_p: float = SURE_P,
-    settle_p: float = SETTLE_P,
+    settle_p: float = SETTLE_P, screen_every: int = SCREEN_EVERY, screen_p: float = SCREEN_P,
+    screen_keep: int = SCREEN_KEEP,
 ) -> tuple[MatchSession, Match | None]:
     """The best match of a whole query's peaks, with the session that holds the evidence
     (to explain a result). Three tests, each only when the one before is not sure enough:
@@ -360,7 +413,10 @@ def match_peaks(
        moderate noise, are that sure on these alone, twice as fast;
     2. every hash at nominal speed (the tolerance: a reverberant room moves peaks by a
        frame), accepted at p <= `accept_p`;
-    3. every speed hypothesis, Bonferroni-corrected.
+    3. every speed hypothesis, Bonferroni-corrected: each first on every `screen_every`-th
+       anchor, and in full only where that is already unlikely by chance (p <= `screen_p`,
+       see `MatchSession.try_more_speeds`) — a song the catalog does not know no longer
+       pays for eight full searches.
 
     The false-positive bound is the sum of the tests': settle_p + accept_p + the third's.
     An unsettled query pays for the first test again in the second (≈ a third of a
@@ -378,6 +434,6 @@ def match_peaks(
     session.add_peaks(peaks, None, speeds=(1.0,))
     first = session.best()
     if speed_search and (first is None or first.p_value > accept_p):
-        session.try_more_speeds()
+        session.try_more_speeds(screen_every=screen_every, screen_p=screen_p, screen_keep=screen_keep)
         return session, session.best()
     return session, first
