@@ -171,7 +171,8 @@ class MatchSession:
         for speed, hashes, times in new_hashes:
             runs.join(self._hits[speed], hashes, times, self.max_postings)
 
-    def try_more_speeds(self, screen_every: int = 1, screen_p: float = 1.0, screen_keep: int = 1) -> None:
+    def try_more_speeds(self, screen_every: int = 1, screen_p: float = 1.0,
+                        screen_keep: int = 1) -> tuple[float, ...]:
         """Hash the peaks seen so far under every speed not yet tried (end of stream).
 
         With `screen_every` n > 1 each of them is first looked up on every n-th query anchor
@@ -182,16 +183,23 @@ class MatchSession:
         eight full searches. The final p-value still counts every hypothesis hashed and
         tests one hypothesis' evidence as before, so the false-positive bound is unchanged;
         what can be lost is an off-speed song too damaged to show on 1/n of its anchors.
-        (`hits` of a screened-out hypothesis are then that partial evidence.)"""
+        (`hits` of a screened-out hypothesis are then that partial evidence.)
+
+        Returns the hypotheses screened out: their p on the partial evidence was above
+        `screen_p` before the correction, so no threshold a caller can mean accepts them, and
+        `best` need not score them again."""
         todo = tuple(s for s in self.speeds if self._consumed.get(s, 0) == 0)
+        out: tuple[float, ...] = ()
         if todo and self._chunks:
             if screen_every <= 1:
                 self._feed_speeds(todo, None)
             else:
-                self._screen_speeds(todo, int(screen_every), float(screen_p), int(screen_keep))
+                out = self._screen_speeds(todo, int(screen_every), float(screen_p), int(screen_keep))
         self._drop_hashed_chunks()
+        return out
 
-    def _screen_speeds(self, todo: tuple[float, ...], every: int, screen_p: float, keep: int) -> None:
+    def _screen_speeds(self, todo: tuple[float, ...], every: int, screen_p: float,
+                       keep: int) -> tuple[float, ...]:
         if self._chunk_base != 0:
             raise RuntimeError("a speed screen needs every peak of the query")
         peaks = np.concatenate(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
@@ -221,6 +229,7 @@ class MatchSession:
                 self._hits[speed].query_hashes = kept
                 full.append((speed, hashes, times))
         self._look_up_and_join(full)
+        return tuple(speed for speed in hashed if speed not in go_on)
 
     def hits(self, speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The evidence under one speed hypothesis: for every posting that matched a query
@@ -434,6 +443,7 @@ def match_peaks(
     session.add_peaks(peaks, None, speeds=(1.0,))
     first = session.best()
     if speed_search and (first is None or first.p_value > accept_p):
-        session.try_more_speeds(screen_every=screen_every, screen_p=screen_p, screen_keep=screen_keep)
-        return session, session.best()
+        out = session.try_more_speeds(screen_every=screen_every, screen_p=screen_p,
+                                      screen_keep=screen_keep)
+        return session, session.best(speeds=tuple(s for s in session.speeds if s not in out))
     return session, first
