@@ -142,6 +142,11 @@ class MatchSession:
     def _feed_speeds(self, speeds: tuple[float, ...], frames_final: int | None) -> None:
         """Hash the new peaks under each speed and look all the hashes up at once (the
         hypotheses share most hashes, and one LMDB call is cheaper than one per speed)."""
+        self._look_up_and_join(self._hash_new_peaks(speeds, frames_final))
+
+    def _hash_new_peaks(self, speeds: tuple[float, ...], frames_final: int | None
+                        ) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """Each speed's hashes (and anchor times) of the peaks it has not seen yet."""
         total = self._chunk_base + len(self._chunks)
         new_hashes: list[tuple[float, np.ndarray, np.ndarray]] = []
         for speed in speeds:
@@ -156,7 +161,7 @@ class MatchSession:
             if len(hashes):
                 self._hits[speed].query_hashes += len(hashes)
                 new_hashes.append((speed, hashes, times))
-        self._look_up_and_join(new_hashes)
+        return new_hashes
 
     def _look_up_and_join(self, new_hashes: list[tuple[float, np.ndarray, np.ndarray]]) -> None:
         """Each speed's hashes (in anchor order) looked up at once, their postings joined
@@ -200,36 +205,26 @@ class MatchSession:
 
     def _screen_speeds(self, todo: tuple[float, ...], every: int, screen_p: float,
                        keep: int) -> tuple[float, ...]:
-        if self._chunk_base != 0:
-            raise RuntimeError("a speed screen needs every peak of the query")
-        peaks = np.concatenate(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
-        total = len(self._chunks)
-        hashed: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        hashed = self._hash_new_peaks(todo, None)
         sample: list[tuple[float, np.ndarray, np.ndarray]] = []
-        for speed in todo:
-            self._consumed[speed] = total
-            hashes, times = self._streams[speed].feed(peaks, None)
-            if not len(hashes):
-                continue
-            hashed[speed] = (hashes, times)
+        for speed, hashes, times in hashed:
             # every n-th anchor (its hashes share its time): spread over the whole query
             _, anchor = np.unique(times, return_inverse=True)
             pick = anchor % every == 0
-            self._hits[speed].query_hashes += len(hashes)
             sample.append((speed, hashes[pick], times[pick]))
         self._look_up_and_join(sample)
-        partial = {speed: self._best_for_speed(speed, None, 1) for speed in hashed}
-        ranked = sorted((m.p_value, speed) for speed, m in partial.items() if m is not None)
+        partial = ((self._best_for_speed(speed, None, 1), speed) for speed, _, _ in hashed)
+        ranked = sorted((m.p_value, speed) for m, speed in partial if m is not None)
         go_on = {speed for p, speed in ranked if p <= screen_p} | {speed for _, speed in ranked[:keep]}
-        full: list[tuple[float, np.ndarray, np.ndarray]] = []
-        for speed, (hashes, times) in hashed.items():
-            if speed in go_on:
-                kept = self._hits[speed].query_hashes
-                self._hits[speed] = EvidenceWindow()   # all of it again, in anchor order
-                self._hits[speed].query_hashes = kept
-                full.append((speed, hashes, times))
+        # all of a continuing hypothesis' evidence again, in anchor order (its sampled keys
+        # are looked up a second time: cheaper than merging two lookups' postings)
+        full = [h for h in hashed if h[0] in go_on]
+        for speed, _, _ in full:
+            kept = self._hits[speed].query_hashes
+            self._hits[speed] = EvidenceWindow()
+            self._hits[speed].query_hashes = kept
         self._look_up_and_join(full)
-        return tuple(speed for speed in hashed if speed not in go_on)
+        return tuple(speed for speed, _, _ in hashed if speed not in go_on)
 
     def hits(self, speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The evidence under one speed hypothesis: for every posting that matched a query
