@@ -166,11 +166,9 @@ def ensure_large_catalog(path: Path, known: list[CorpusTrack], unknown: list[Cor
     hours = sum(t.duration_s for t in known + extra) / 3600
     print(f"ingesting {len(files)} files ({hours:.2f} h) into {path} ...", file=sys.stderr)
     t0 = time.perf_counter()
+    # ingest compacts the file when it is done (full pages, no free ones), as for a user
     subprocess.run([sys.executable, "-m", "earshot", "ingest", "--catalog", str(path), "-q",
                     *map(str, files)], check=True)
-    # as the README advises after a large ingest (the daemon stopped): full pages, no free ones
-    subprocess.run([sys.executable, "-m", "earshot", "catalog", "compact", "--catalog", str(path)],
-                   check=True)
     info = catalog_figures(path)
     info.update(packages=list(PACKAGES) + extra_packages,
                 known_hours=sum(t.duration_s for t in known) / 3600,

@@ -215,6 +215,31 @@ def test_compact_rebuilds_full_pages_and_keeps_every_record(tmp_path):
         assert postings_of(cat, 1) == 0 and postings_of(cat, 9) == 10
 
 
+def test_a_failed_compaction_leaves_the_catalog_as_it_was(tmp_path, monkeypatch):
+    """E.g. the disk fills up while the new file is written: one clear error, the old file
+    untouched and still open, no scratch folder left behind, and a later compaction works."""
+    import os
+
+    with Catalog.open(tmp_path / "cat", create=True) as cat:
+        for s in range(3):
+            cat.add_tracks([track(2000, s, f"f{s}")])
+        size = (tmp_path / "cat" / "data.mdb").stat().st_size
+
+        def full(*_a, **_k):
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as m:
+            m.setattr(os, "replace", full)
+            with pytest.raises(CatalogError, match=r"could not compact .*No space left.*unchanged"):
+                cat.compact()
+        assert not (tmp_path / "cat" / "compact.tmp").exists()
+        assert (tmp_path / "cat" / "data.mdb").stat().st_size == size
+        assert cat.track_count() == 3 and postings_of(cat, 2) == 2000
+        cat.add_tracks([track(100, 7, "after")])
+        before, after = cat.compact()
+        assert after < before and cat.track_count() == 4 and postings_of(cat, 4) == 100
+
+
 def test_compact_is_refused_while_another_process_reads(tmp_path):
     """A daemon reading the catalog would stay on the replaced file and never see another
     track: compaction waits until it is stopped, and nothing is lost meanwhile."""

@@ -162,6 +162,56 @@ def test_rebuild_replaces_the_catalog(tmp_path, library):
     assert stats["tracks"] == 2
 
 
+def test_ingest_leaves_the_catalog_compacted(tmp_path, library):
+    """Each write transaction leaves copied pages behind, so an ingest ends by rewriting the
+    file full (unless told not to); the tracks and their answers are the same either way."""
+    music = library[1]
+    sizes = {}
+    for name, extra in (("grown", ["--no-compact"]), ("compacted", [])):
+        catalog = tmp_path / name
+        for f in ("second.flac", "sub/third.ogg", "Alpha Band - First Light.wav"):
+            proc = earshot("ingest", "-q", *extra, "--catalog", catalog, music / f)
+            assert proc.returncode == 0, proc.stderr
+            assert ("MB →" in proc.stderr) == (not extra), proc.stderr
+        sizes[name] = (catalog / "data.mdb").stat().st_size
+        assert not (catalog / "compact.tmp").exists()
+        found = earshot("identify", "--json", "--catalog", catalog, music / "sub" / "third.ogg")
+        assert json.loads(found.stdout)["match"]["title"] == "third"
+    assert sizes["compacted"] < sizes["grown"] / 1.5, sizes
+    # nothing added: nothing rewritten
+    before = (tmp_path / "compacted" / "data.mdb").stat().st_mtime_ns
+    proc = earshot("ingest", "--catalog", tmp_path / "compacted", music / "second.flac")
+    assert proc.returncode == 0 and "MB →" not in proc.stderr
+    assert (tmp_path / "compacted" / "data.mdb").stat().st_mtime_ns == before
+
+
+def test_ingest_while_the_daemon_reads_stores_and_leaves_compaction(tmp_path, library):
+    """Another process reading the catalog (the daemon) would stay on a replaced file:
+    ingest adds the tracks, says why it did not compact, and still exits 0."""
+    music = library[1]
+    catalog = tmp_path / "cat"
+    assert earshot("ingest", "-q", "--catalog", catalog, music / "second.flac").returncode == 0
+    reader = subprocess.Popen(
+        [sys.executable, "-c", ("import sys\nfrom earshot.catalog import Catalog\n"
+                                f"c = Catalog.open({str(catalog)!r}, readonly=True)\n"
+                                "print('open', flush=True)\nsys.stdin.readline()\n"
+                                "print(c.track_count(), flush=True)\n")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        proc = earshot("ingest", "--catalog", catalog, music / "sub")
+        assert proc.returncode == 0, proc.stderr
+        assert "not compacted" in proc.stderr and "open in another process" in proc.stderr
+        assert "added 2 track(s)" in proc.stderr
+        out, _ = reader.communicate("\n", timeout=20)
+        assert out.strip() == "3"   # the reader sees the new tracks at its next transaction
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    stats = json.loads(earshot("catalog", "stats", "--json", "--catalog", catalog).stdout)
+    assert stats["tracks"] == 3
+
+
 def test_cli_and_api_share_one_confidence_threshold():
     from earshot.config import Config
     from earshot.identify import DEFAULT_MIN_CONFIDENCE

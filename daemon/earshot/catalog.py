@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import lmdb
 import numpy as np
 
-from .errors import CatalogError
+from .errors import CatalogError, CatalogInUse
 from .fingerprint import DEFAULT_PARAMS, FingerprintParams
 from .native import ffi, lib
 
@@ -401,30 +401,34 @@ class Catalog:
         try:   # our shared hold becomes exclusive only when no other process holds one
             fcntl.flock(self._in_use, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CatalogError(f"{self.path}: open in another process (the earshot daemon?); stop it "
+            raise CatalogInUse(f"{self.path}: open in another process (the earshot daemon?); stop it "
                                "(e.g. `systemctl stop earshot`) and compact again") from None
         data_file = self.path / "data.mdb"
         before = data_file.stat().st_size
         tmp = self.path / "compact.tmp"
-        tmp.mkdir(exist_ok=True)
-        for f in tmp.iterdir():
-            f.unlink()
-        fresh = lmdb.open(str(tmp), max_dbs=8, map_size=max(before, 1 << 20) + (16 << 20), subdir=True,
-                          readahead=False, meminit=False, sync=True)
         try:
-            with self.env.begin() as src, fresh.begin(write=True) as dst:
-                for name, db, dup in ((b"meta", self._meta, False), (b"tracks", self._tracks, False),
-                                      (b"digests", self._digests, False), (b"postings", self._postings, True),
-                                      (b"track_hashes", self._track_hashes, False)):
-                    out = fresh.open_db(name, txn=dst, dupsort=dup, dupfixed=dup)
-                    # records in key order, each after the last: pages fill instead of splitting
-                    dst.cursor(db=out).putmulti(iter(src.cursor(db=db)), append=True)
+            _empty_folder(tmp)
+            fresh = lmdb.open(str(tmp), max_dbs=8, map_size=max(before, 1 << 20) + (16 << 20), subdir=True,
+                              readahead=False, meminit=False, sync=True)
+            try:
+                with self.env.begin() as src, fresh.begin(write=True) as dst:
+                    for name, db, dup in ((b"meta", self._meta, False), (b"tracks", self._tracks, False),
+                                          (b"digests", self._digests, False), (b"postings", self._postings, True),
+                                          (b"track_hashes", self._track_hashes, False)):
+                        out = fresh.open_db(name, txn=dst, dupsort=dup, dupfixed=dup)
+                        # records in key order, each after the last: pages fill instead of splitting
+                        dst.cursor(db=out).putmulti(iter(src.cursor(db=db)), append=True)
+            finally:
+                fresh.close()
+            os.replace(tmp / "data.mdb", data_file)
+        except (OSError, lmdb.Error) as exc:
+            # e.g. the disk filled up: the old file was never touched
+            raise CatalogError(f"{self.path}: could not compact ({exc}); the catalog is unchanged") from None
         finally:
-            fresh.close()
-        os.replace(tmp / "data.mdb", data_file)
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+            if tmp.is_dir():
+                _empty_folder(tmp)
+                tmp.rmdir()
+            fcntl.flock(self._in_use, fcntl.LOCK_SH)   # back to a reader's hold until closed
         # reopen on the new file
         self.close()
         reopened = Catalog.open(self.path, params=self.params)
@@ -454,6 +458,13 @@ class Catalog:
 
 
 IN_USE_FILE = "in-use"
+
+
+def _empty_folder(folder: Path) -> None:
+    """`folder` exists and holds nothing (compaction's scratch space)."""
+    folder.mkdir(exist_ok=True)
+    for f in folder.iterdir():
+        f.unlink()
 
 
 def _hold_in_use(path: Path) -> int | None:

@@ -26,6 +26,10 @@ class CatalogError(EarshotError):
     exit_code = 66  # EX_NOINPUT
 
 
+class CatalogInUse(CatalogError):
+    """The catalog is open in another process (the daemon?), so it cannot be rewritten now."""
+
+
 class ConfigError(EarshotError):
     """The configuration is invalid."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..audio.decode import Limits, find_audio_files
 from ..catalog import Catalog
-from ..errors import AudioError, CatalogError, UsageError
+from ..errors import AudioError, CatalogError, CatalogInUse, UsageError
 from ..audio.decode import file_digest
 from ..catalog import NewTrack
 from ..ingest import prepare_file
@@ -21,12 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "ingest", help="add music files or folders to the catalog",
         description="Fingerprint audio files (WAV, FLAC, OGG/Vorbis, Opus, MP3, …; folders are "
         "searched recursively) and add them to the catalog. The same audio is never stored twice. "
-        "Exit status 0 when every file was added or already present, 1 when some could not be read.",
+        "Exit status 0 when every file was added or already present, 1 when some could not be read. "
+        "When tracks were added and no other process has the catalog open, the file is then "
+        "compacted (LMDB leaves it about 3x larger than its content as it grows).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     add_catalog_option(p)
     p.add_argument("--rebuild", action="store_true",
                    help="delete the existing catalog first (needed after a fingerprint upgrade)")
+    p.add_argument("--no-compact", action="store_true",
+                   help="leave the file as the additions left it (see `earshot catalog compact`)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
     p.set_defaults(handler=run)
 
@@ -75,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         _flush(catalog, batch, report)
         progress.close()
         total = catalog.track_count()
+        if report.added and not args.no_compact:
+            _compact(catalog)
     elapsed = time.monotonic() - started
     print(
         f"added {report.added} track(s), {report.seconds / 60:.1f} min of audio in {elapsed:.1f} s; "
@@ -118,6 +124,26 @@ class _Report:
         self.seconds += item.duration_s
         if not self.quiet and not (self.progress and self.progress.enabled):
             self._say(f"added #{track_id} {item.title} ({f})")
+
+
+def _compact(catalog: Catalog) -> None:
+    """Rewrite the catalog with full pages after additions, when no other process has it
+    open: every write transaction copies the pages it touches and most tracks touch most
+    pages, so one added track can double the file (measured: 9.5 MB compacted, 20.8 MB
+    after one more track). A smaller file is also less for the daemon's lookups to map.
+    Compaction costs a few percent of the ingest (0.6 s after 18.5 s for 2 h of music).
+    When it cannot run, the catalog is as good, only larger: say so and carry on."""
+    try:
+        before, after = catalog.compact()
+    except CatalogInUse:
+        print(f"earshot: not compacted: {catalog.path} is open in another process (the daemon?); "
+              "the new tracks are stored; `earshot catalog compact` with it stopped makes the "
+              "file smaller", file=sys.stderr)
+        return
+    except CatalogError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return
+    print(f"compacted {catalog.path}: {before / 1e6:.1f} MB → {after / 1e6:.1f} MB", file=sys.stderr)
 
 
 def _flush(catalog: Catalog, batch: list[tuple[Path, NewTrack]], report: _Report) -> None:
