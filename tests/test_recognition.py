@@ -192,3 +192,38 @@ def test_the_speed_screen_spares_lookups_for_an_unknown_song(catalog):
         assert all(session._hits[s].query_hashes > 0 for s in DEFAULT_SPEEDS)
         counted[every] = c.keys
     assert counted[4] < 0.8 * counted[1]   # (the speeds share many keys: a full search is not 8 lookups)
+
+
+def test_evidence_unchanged_is_not_scored_again(catalog, monkeypatch):
+    """A hypothesis asked again with the same evidence and the same question reuses its
+    scoring (identify's last step re-reads the nominal speed's): the answer is the one a
+    fresh scoring gives, corrected for the hypotheses tried by then; new evidence, another
+    `since` or a replaced window is scored afresh."""
+    from earshot import evidence
+    from earshot.matcher import MatchSession
+
+    cat, songs = catalog
+    peaks = _peaks(add_noise(query(songs[1], 4, 10), 10.0, seed=5))
+    calls = []
+    real = evidence.Scorer.best_cell
+    monkeypatch.setattr(evidence.Scorer, "best_cell",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    half = len(peaks) // 2
+    watermark = int(np.floor(peaks["time"][half]))   # the first half's peaks are all before it
+    assert peaks["time"][half - 1] < watermark
+    session = MatchSession(cat)
+    session.add_peaks(peaks[:half], watermark, speeds=(1.0,))
+    first = session.best()
+    assert len(calls) == 1 and session.best() == first and len(calls) == 1
+    session.best(since_frame=100.0)
+    session.best()
+    assert len(calls) == 3                       # another question in between: scored again
+    session.add_peaks(peaks[half:], None, speeds=(1.0,))
+    grown = session.best()
+    assert len(calls) == 4 and grown.score > first.score
+    session.try_more_speeds()                    # eight more hypotheses: one more scoring each
+    again = session.best()
+    assert len(calls) == 4 + 8
+    fresh = MatchSession(cat)                    # the same evidence, never asked before
+    fresh.add_peaks(peaks, None)
+    assert again == fresh.best() and again.p_value >= grown.p_value

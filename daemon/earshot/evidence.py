@@ -80,6 +80,7 @@ class EvidenceWindow:
         self._latest = -math.inf    # the largest t_q stored so far
         self._disorder = 0.0        # how far a t_q falls below an earlier one, at most
         self.query_hashes = 0
+        self.generation = 0         # counts the changes to the hits (a scoring is valid for one)
 
     def __len__(self) -> int:
         return self._tail - self._head
@@ -150,6 +151,7 @@ class EvidenceWindow:
             self._latest = max(self._latest, float(running[-1]))
         self._tail += n
         self._run_tail += runs
+        self.generation += 1
 
     def _first_run_from(self, frame: float) -> int:
         """A run index r with every run before it entirely before `frame` (see `_cut`)."""
@@ -176,6 +178,7 @@ class EvidenceWindow:
         """Forget hits whose t_q is before `before` (no copy: the front just moves). A window
         left empty gives its buffers back (a hypothesis no longer hashed, or silence)."""
         self._floor = max(self._floor, before)
+        self.generation += 1
         r = self._first_run_from(self._floor)
         self._head, self._run_head = self._run_start(r), r
         if self._head == self._tail:

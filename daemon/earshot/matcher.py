@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .catalog import Catalog, Track
-from .evidence import EvidenceWindow, PostingRuns, Scorer, near
+from .evidence import CellScore, EvidenceWindow, PostingRuns, Scorer, near
 from .fingerprint import PEAK_DTYPE, FingerprintParams, HashParams, HashStream
 
 # speed hypotheses: the query is taken as played s times too fast
@@ -90,6 +90,10 @@ class MatchSession:
         self._frames_final = 0
         self._track_cache: dict[int, Track] = {}
         self._active = tuple(speeds)           # hypotheses hashed as peaks arrive (see focus)
+        # each hypothesis' last scoring, kept while its evidence is unchanged: asked again
+        # (identify's last step re-reads the nominal speed's, live asks twice per evaluation)
+        # only the correction for the hypotheses tried is computed afresh
+        self._last_cell: dict[float, tuple[object, EvidenceWindow, int, CellScore | None]] = {}
 
     # -- feeding -------------------------------------------------------------------------
     def add_peaks(self, peaks: np.ndarray, frames_final: int | None, speeds: tuple[float, ...] | None = None) -> None:
@@ -308,10 +312,8 @@ class MatchSession:
 
     def _best_for_speed(self, speed: float, since: float | None, n_speeds: int,
                         mute: tuple[int, float] | None = None) -> Match | None:
-        cell = self._scorer.best_cell(
-            self._hits[speed], None if since is None else since * speed,
-            None if mute is None else (mute[0], mute[1] * speed),
-        )
+        cell = self._cell(speed, None if since is None else since * speed,
+                          None if mute is None else (mute[0], mute[1] * speed))
         if cell is None:
             return None
         tr = self._track(cell.track)
@@ -324,6 +326,18 @@ class MatchSession:
             track=tr, offset_s=offset_frames * self.params.frame_seconds,
             confidence=1.0 - p, score=cell.count, speed=speed, p_value=p,
         )
+
+
+    def _cell(self, speed: float, since: float | None, mute: tuple[int, float] | None) -> CellScore | None:
+        """The best cell of one hypothesis' evidence (scored again only when it changed)."""
+        window = self._hits[speed]
+        asked = (since, mute)
+        last = self._last_cell.get(speed)
+        if last is not None and last[0] == asked and last[1] is window and last[2] == window.generation:
+            return last[3]
+        cell = self._scorer.best_cell(window, since, mute)
+        self._last_cell[speed] = (asked, window, window.generation, cell)
+        return cell
 
 
 def one_claim(best: Match, found: list[Match], now_s: float, tolerance_s: float) -> Match:
