@@ -542,7 +542,7 @@ def summarise(report: dict[str, Any], results: list[dict[str, Any]], known: list
     targets = bench_report.check_targets(
         report["accuracy"], report["unknown"]["rate_percent"] if ur else None,
         report["ingest"]["x_realtime"] if "ingest" in report else None,
-        lat10, report["index"]["mb_per_hour"])
+        lat10, report["index"].get("compacted_mb_per_hour", report["index"]["mb_per_hour"]))
     report["targets"] = [asdict(t) for t in targets]
 
 

@@ -180,10 +180,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"{ing['decode_s']:.1f} s = {ing['decode_x_realtime']:.0f}x."), ""]
     idx = report["index"]
     out += [(f"Index: {idx['file_bytes'] / 1e6:.1f} MB data.mdb ({idx['used_bytes'] / 1e6:.1f} MB "
-            f"in used pages) for {idx['hours']:.2f} h = {idx['mb_per_hour']:.2f} MB/h; "
-            f"{idx['postings']} postings."
-            + (f" After `earshot catalog compact` ({idx['compact_s']:.1f} s): "
-               f"{idx['compacted_bytes'] / 1e6:.1f} MB = {idx['compacted_mb_per_hour']:.2f} MB/h."
+            f"in used pages) for {idx['hours']:.2f} h = {idx['mb_per_hour']:.2f} MB/h as stored one "
+            f"transaction per track; {idx['postings']} postings."
+            + (f" Compacted, as `earshot ingest` leaves a catalog ({idx['compact_s']:.1f} s): "
+               f"{idx['compacted_bytes'] / 1e6:.1f} MB = {idx['compacted_mb_per_hour']:.2f} MB/h "
+               "(the target's figure)."
                if "compacted_bytes" in idx else "")), ""]
     lat = report["latency"]
     out += ["| query latency (identify only) | n | median | p95 | max |", "|---|---|---|---|---|"]
