@@ -80,10 +80,11 @@ class Pipeline:
         self.resampler = Resampler(self.sample_rate, self.params.sample_rate)
         self.peaks = PeakStream(self.params.query_peaks)
         speeds = DEFAULT_SPEEDS if recognition.speed_search else (1.0,)
-        # the nominal-speed hypothesis hashes with `identify`'s ±1 frame time tolerance by
-        # default: on three hours of the hour benchmark it cut the room's median latency
-        # 21 / 17 / 33 -> 14 / 14 / 13 s with no wrong announcement, for about +15 % CPU and
-        # +10 MB of evidence; on every speed hypothesis ("all") it doubles the CPU
+        # live queries hash exact time gaps unless told otherwise: `identify`'s ±1 frame
+        # tolerance on the nominal hypothesis cut the room's median latency 21 / 17 / 33 ->
+        # 14 / 14 / 13 s on three hours of the hour benchmark (+15 % CPU, +10 MB), but in the
+        # whole hour in real time it named a recording an unknown song mixes in, which exact
+        # gaps did not; on every speed hypothesis ("all") it doubles the CPU
         everywhere = listen.time_tolerance_speeds == "all"
         live = replace(self.params, query_hash=replace(
             self.params.query_hash, fanout=listen.query_fanout,
