@@ -90,8 +90,8 @@ class MatchSession:
         self._frames_final = 0
         self._track_cache: dict[int, Track] = {}
         self._active = tuple(speeds)           # hypotheses hashed as peaks arrive (see focus)
-        # each hypothesis' last scoring, kept while its evidence is unchanged: asked again
-        # (identify's last step re-reads the nominal speed's, live asks twice per evaluation)
+        # each hypothesis' last scoring and what it was asked, kept while its evidence is
+        # unchanged: asked the same again (identify's last step re-reads the nominal speed's),
         # only the correction for the hypotheses tried is computed afresh
         self._last_cell: dict[float, tuple[object, EvidenceWindow, int, CellScore | None]] = {}
 
@@ -326,7 +326,6 @@ class MatchSession:
             track=tr, offset_s=offset_frames * self.params.frame_seconds,
             confidence=1.0 - p, score=cell.count, speed=speed, p_value=p,
         )
-
 
     def _cell(self, speed: float, since: float | None, mute: tuple[int, float] | None) -> CellScore | None:
         """The best cell of one hypothesis' evidence (scored again only when it changed)."""

@@ -6,7 +6,8 @@ import sys
 
 from ..catalog import Catalog
 from ..errors import UsageError
-from .common import add_catalog_option, catalog_path, config_from_args, open_catalog_for_reading, print_json
+from .common import (add_catalog_option, catalog_path, compact_and_say, config_from_args,
+                     open_catalog_for_reading, print_json)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,6 +102,5 @@ def search(args: argparse.Namespace) -> int:
 def compact(args: argparse.Namespace) -> int:
     path = catalog_path(args, config_from_args(args))
     with Catalog.open(path) as cat:
-        before, after = cat.compact()
-    print(f"compacted {path}: {before / 1e6:.1f} MB → {after / 1e6:.1f} MB", file=sys.stderr)
+        compact_and_say(cat)
     return 0

@@ -26,6 +26,12 @@ def print_json(obj: Any, stream: TextIO | None = None) -> None:
     stream.flush()
 
 
+def compact_and_say(catalog: Catalog) -> None:
+    """Compact the catalog (see `Catalog.compact`) and say by how much, on stderr."""
+    before, after = catalog.compact()
+    print(f"compacted {catalog.path}: {before / 1e6:.1f} MB → {after / 1e6:.1f} MB", file=sys.stderr)
+
+
 class Progress:
     """A one-line progress bar on a terminal; silent when stderr is not a terminal."""
 

@@ -13,7 +13,7 @@ from ..errors import AudioError, CatalogError, CatalogInUse, UsageError
 from ..audio.decode import file_digest
 from ..catalog import NewTrack
 from ..ingest import prepare_file
-from .common import Progress, add_catalog_option, catalog_path, config_from_args, limits_from
+from .common import Progress, add_catalog_option, catalog_path, compact_and_say, config_from_args, limits_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -134,16 +134,13 @@ def _compact(catalog: Catalog) -> None:
     Compaction costs a few percent of the ingest (0.6 s after 18.5 s for 2 h of music).
     When it cannot run, the catalog is as good, only larger: say so and carry on."""
     try:
-        before, after = catalog.compact()
+        compact_and_say(catalog)
     except CatalogInUse:
         print(f"earshot: not compacted: {catalog.path} is open in another process (the daemon?); "
               "the new tracks are stored; `earshot catalog compact` with it stopped makes the "
               "file smaller", file=sys.stderr)
-        return
     except CatalogError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
-        return
-    print(f"compacted {catalog.path}: {before / 1e6:.1f} MB → {after / 1e6:.1f} MB", file=sys.stderr)
 
 
 def _flush(catalog: Catalog, batch: list[tuple[Path, NewTrack]], report: _Report) -> None:
