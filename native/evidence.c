@@ -50,7 +50,8 @@ static long long find_key(const unsigned int *keys, long long n, unsigned int h)
 
 long long es_ev_join(const unsigned char *postings, const unsigned int *keys, long long n_keys,
                      const long long *starts, const unsigned int *hashes, const float *times,
-                     long long n_hashes, long long max_postings, unsigned int *out_track,
+                     long long n_hashes, long long max_postings, const unsigned char *weights,
+                     long long n_weights, unsigned int *out_track,
                      unsigned int *out_t_ref, float *out_run_t, unsigned int *out_run_end,
                      long long base, long long cap, long long run_cap, long long *n_runs)
 {
@@ -67,8 +68,14 @@ long long es_ev_join(const unsigned char *postings, const unsigned int *keys, lo
         runs += fresh;
         last = times[i];
         if (found + (b - a) <= cap && runs <= run_cap) {
+            unsigned int w = 1;
+            if (weights && n_weights > 0) {
+                w = weights[b - a < n_weights ? b - a : n_weights - 1];
+                w = w < 1 ? 1 : w > ES_EV_MAX_WEIGHT ? ES_EV_MAX_WEIGHT : w;
+            }
+            const unsigned int heavy = (w - 1) << ES_EV_TRACK_BITS;
             for (long long j = a; j < b; j++) {
-                out_track[found + j - a] = be32(postings + 12 * j + 4);
+                out_track[found + j - a] = hit_track(be32(postings + 12 * j + 4)) | heavy;
                 out_t_ref[found + j - a] = be32(postings + 12 * j + 8);
             }
             out_run_t[runs - 1] = times[i];
@@ -91,7 +98,7 @@ long long es_ev_near(const es_ev_hits *hits, double since, unsigned int track_id
         kept_run run;
         while (next_kept_run(&k, &run)) {
             for (long long i = run.begin; i < run.end; i++) {
-                if (track[i] != track_id)
+                if (hit_track(track[i]) != track_id)
                     continue;
                 all++;
                 if (fabs(((double)t_ref[i] - run.q) - offset) <= tolerance) {

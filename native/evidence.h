@@ -11,6 +11,10 @@
  * Hits are stored in runs of one anchor time (es_ev_hits): every posting of every hash of
  * one query anchor shares its t_q, a few hundred hits a run on a 10-hour catalog, so t_q
  * is kept once a run and a hit costs 8 bytes instead of 12.
+ *
+ * A hit may weigh more than one: how much its hash says (a hash with few postings is rarely a
+ * coincidence). The weight rides in the track word's top bits, beside the catalog's 24-bit
+ * track id: track word = id | (weight - 1) << ES_EV_TRACK_BITS, so a plain id weighs 1.
  */
 #ifndef EARSHOT_EVIDENCE_H
 #define EARSHOT_EVIDENCE_H
@@ -19,6 +23,8 @@
 #define ES_EV_OK 0
 #define ES_EV_EINVAL -1
 #define ES_EV_EMPTY -3
+#define ES_EV_TRACK_BITS 24     /* a hit's track id: the track word's low bits */
+#define ES_EV_MAX_WEIGHT 16     /* a hit's weight: 1 .. this, (weight - 1) in the top bits */
 
 /**
  * A window's hits in runs of one anchor time: run r holds the hits [start_r, run_end[r]) of
@@ -55,7 +61,9 @@ void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out);
 /**
  * Join query hashes with those postings (keys and starts as es_ev_runs gave them): for each
  * query hash i (in order) and each posting of that hash, one hit (track, frame, times[i]),
- * unless the hash has more than max_postings postings (0: no limit). The hits go to
+ * unless the hash has more than max_postings postings (0: no limit). A hash with df postings
+ * gives its hits the weight weights[min(df, n_weights - 1)] (1 .. ES_EV_MAX_WEIGHT; weights
+ * NULL or n_weights 0: all weigh 1), stored in the track word. The hits go to
  * out_track and out_t_ref, in runs of one time (consecutive hashes with the same time share
  * a run) to out_run_t and out_run_end, whose ends are `base` + the hit's index in out_*.
  * Returns how many hits there are and sets *n_runs to how many runs; writes them all only
@@ -63,13 +71,14 @@ void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out);
  */
 long long es_ev_join(const unsigned char *postings, const unsigned int *keys, long long n_keys,
                      const long long *starts, const unsigned int *hashes, const float *times,
-                     long long n_hashes, long long max_postings, unsigned int *out_track,
+                     long long n_hashes, long long max_postings, const unsigned char *weights,
+                     long long n_weights, unsigned int *out_track,
                      unsigned int *out_t_ref, float *out_run_t, unsigned int *out_run_end,
                      long long base, long long cap, long long run_cap, long long *n_runs);
 
 /**
  * One track's hits near one offset, without copying the window: among hits with
- * t_q >= since and track == track_id, those with |t_ref - t_q - offset| <= tolerance
+ * t_q >= since and track id == track_id (whatever their weight), those with |t_ref - t_q - offset| <= tolerance
  * have their t_q written to out (at most cap, in order). Returns how many are near; *of_track
  * receives how many hits of the track there are in all (since `since`).
  */

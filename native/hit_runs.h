@@ -28,6 +28,17 @@ static inline int runs_ok(const es_ev_hits *h)
     return at - h->first < (1LL << 32);
 }
 
+/* A track word's id and weight (see evidence.h). */
+static inline unsigned int hit_track(unsigned int word)
+{
+    return word & ((1u << ES_EV_TRACK_BITS) - 1);
+}
+
+static inline unsigned int hit_weight(unsigned int word)
+{
+    return (word >> ES_EV_TRACK_BITS) + 1;
+}
+
 static inline long long hit_count(const es_ev_hits *h)
 {
     return h->n_runs ? (long long)h->run_end[h->n_runs - 1] - h->first : 0;

@@ -64,12 +64,14 @@ static long long block_of(long long bin, int block_bins)
     return (long long)((unsigned long long)(bin + (1LL << 32)) / (unsigned long long)block_bins);
 }
 
-/* The kept hits: their offset bins in work[0..m) and tracks in work[n..n + m), and the
- * ranges that fix a histogram's layout. */
+/* The kept hits: their offset bins in work[0..m) and track words (id and weight) in
+ * work[n..n + m), the ranges that fix a histogram's layout, and whether any weighs more than 1. */
 typedef struct {
     long long n, m, lo, hi;
-    unsigned int max_track;
+    unsigned int max_track, heavy;
 } kept_hits;
+
+#define WEIGHT_BITS 4   /* bits of (weight - 1) in a sorting key: ES_EV_MAX_WEIGHT is 16 */
 
 /* The sorting method's first step: the offset bin and track of every hit the filters keep. */
 static int collect(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
@@ -79,24 +81,28 @@ static int collect(const es_ev_hits *hits, double since, long long mute_track, d
     const unsigned int *track = hits->track, *t_ref = hits->t_ref;
     const double inv_bin = exact_reciprocal(bin_frames);
     long long m = 0, lo = LLONG_MAX, hi = LLONG_MIN;
-    unsigned int max_track = 0;
+    unsigned int max_track = 0, heavy = 0;
     kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
     kept_run run;
     while (next_kept_run(&k, &run)) {
         for (long long i = run.begin; i < run.end; i++) {
-            if ((long long)track[i] == run.left_out)
+            const unsigned int id = hit_track(track[i]);
+            if ((long long)id == run.left_out)
                 continue;
             long long bin;
             if (!floor_bin(in_bins((double)t_ref[i] - run.q, inv_bin, bin_frames), &bin))
                 return ES_EV_EINVAL;
             lo = bin < lo ? bin : lo;
             hi = bin > hi ? bin : hi;
-            max_track = track[i] > max_track ? track[i] : max_track;
+            max_track = id > max_track ? id : max_track;
+            heavy |= track[i] >> ES_EV_TRACK_BITS;
             work[n + m] = track[i];
             work[m++] = (unsigned long long)bin;
         }
     }
-    kh->n = n, kh->m = m, kh->lo = lo, kh->hi = hi, kh->max_track = max_track;
+    if (heavy >= ES_EV_MAX_WEIGHT)
+        return ES_EV_EINVAL;   /* a weight the keys have no room for */
+    kh->n = n, kh->m = m, kh->lo = lo, kh->hi = hi, kh->max_track = max_track, kh->heavy = heavy != 0;
     return m ? ES_EV_OK : ES_EV_EMPTY;
 }
 
@@ -125,7 +131,26 @@ static void tail_stats(const unsigned int *hist, unsigned long long top, long lo
     r->top_sum = top_sum;
 }
 
-/* The sorting method: keys (track, bin) radix-sorted, counted, windowed, blocked. */
+/* The tail of the n_null null maxima in v[0..n_null) when their histogram does not fit (weighted
+ * hits: the maxima may exceed the hits): v radix-sorted (scratch of n_null), read from the top. */
+static void tail_stats_sorted(unsigned long long *v, unsigned long long *scratch, long long n_null,
+                              int tail_min, es_ev_result *r)
+{
+    const unsigned long long *asc = n_null ? radix_sort(v, scratch, n_null) : v;
+    long long k = n_null / 20 > tail_min ? n_null / 20 : tail_min;
+    if (k > n_null)
+        k = n_null;
+    long long top_sum = 0;
+    for (long long i = 0; i < k; i++)
+        top_sum += (long long)asc[n_null - 1 - i];
+    r->n_null = n_null;
+    r->k = k;
+    r->u = k < n_null ? (long long)asc[n_null - 1 - k] : 0;
+    r->top_sum = top_sum;
+}
+
+/* The sorting method: keys (track, bin) radix-sorted, counted (each hit its weight), windowed,
+ * blocked. */
 static int score_sorted(const kept_hits *kh, int window_bins, int block_bins, int tail_min, unsigned long long *work,
                         es_ev_result *r)
 {
@@ -133,27 +158,33 @@ static int score_sorted(const kept_hits *kh, int window_bins, int block_bins, in
     /* key = track << shift | (bin - lo): sorted like the reference's (track, bin) keys, and
      * key + window_bins - 1 never reaches the next track */
     int shift = bit_length((unsigned long long)(kh->hi - lo) + (unsigned long long)window_bins);
-    if (shift + bit_length(kh->max_track) > 64)
+    /* weighted hits carry (weight - 1) below the key, so that it travels with it */
+    const int wbits = kh->heavy ? WEIGHT_BITS : 0;
+    if (shift + bit_length(kh->max_track) + wbits > 64)
         return ES_EV_EINVAL;
-    unsigned long long rel_mask = (1ULL << shift) - 1;
-    for (long long j = 0; j < m; j++)
-        work[j] = (work[n + j] << shift) | (unsigned long long)((long long)work[j] - lo);
+    unsigned long long rel_mask = (1ULL << shift) - 1, wmask = (1ULL << wbits) - 1;
+    for (long long j = 0; j < m; j++) {
+        const unsigned int word = (unsigned int)work[n + j];
+        unsigned long long key = ((unsigned long long)hit_track(word) << shift) |
+                                 (unsigned long long)((long long)work[j] - lo);
+        work[j] = (key << wbits) | (unsigned long long)(hit_weight(word) - 1);
+    }
 
-    /* sort; distinct keys (in place) with their counts in the other half */
+    /* sort; distinct keys (in place) with their weighted counts in the other half */
     unsigned long long *keys = radix_sort(work, work + n, m);
     unsigned long long *other = keys == work ? work + n : work;
-    /* branch-free (duplicates are unpredictable): each run's key is written over the slot
-     * after the last run, with its first index; the counts are then the starts' gaps */
+    /* branch-free (duplicates are unpredictable): a hit of a new key opens the slot after
+     * the last run, one of the same key adds its weight to that run's */
     long long u = 0;
+    unsigned long long weight = 0;
     for (long long i = 0; i < m; i++) {
-        unsigned long long key = keys[i];
-        int fresh = u == 0 || key != keys[u - 1];
-        keys[u] = key;
-        other[u] = (unsigned long long)i;
+        const unsigned long long key = keys[i] >> wbits, w = (keys[i] & wmask) + 1;
+        weight += w;
+        const int fresh = u == 0 || key != keys[u - 1];
         u += fresh;
+        keys[u - 1] = key;
+        other[u - 1] = (other[u - 1] & (0ULL - (unsigned long long)!fresh)) + w;
     }
-    for (long long i = 0; i < u; i++)
-        other[i] = (i + 1 < u ? other[i + 1] : (unsigned long long)m) - other[i];
 
     /* windows (over the counts, in place) and the best: the first largest in key order.
      * Keys are distinct and ascending, so keys[i + d] - keys[i] >= d: only the next
@@ -198,17 +229,22 @@ static int score_sorted(const kept_hits *kh, int window_bins, int block_bins, in
         i = j;
     }
 
-    /* the tail: a histogram of the null maxima (each <= best_window <= m); `keys` is free
-     * now and holds at least m + 1 counters of 32 bits */
-    unsigned int *hist = (unsigned int *)keys;
-    for (unsigned long long v = 0; v <= best_window; v++)
-        hist[v] = 0;
-    for (long long i = 0; i < n_null; i++)
-        hist[other[i]]++;
-    tail_stats(hist, best_window, n_null, tail_min, r);
+    /* the tail: a histogram of the null maxima (each <= best_window, which is at most m
+     * unless hits weigh more); `keys` is free now and holds 2 n counters of 32 bits */
+    if (best_window + 1 <= 2ULL * (unsigned long long)n) {
+        unsigned int *hist = (unsigned int *)keys;
+        for (unsigned long long v = 0; v <= best_window; v++)
+            hist[v] = 0;
+        for (long long i = 0; i < n_null; i++)
+            hist[other[i]]++;
+        tail_stats(hist, best_window, n_null, tail_min, r);
+    } else {
+        tail_stats_sorted(other, keys, n_null, tail_min, r);
+    }
     r->track = best_track;
     r->bin = best_bin;
     r->count = (long long)best_window;
+    r->weight = (long long)weight;
     r->method = ES_EV_SORT;
     return ES_EV_OK;
 }
@@ -243,7 +279,7 @@ typedef struct {
 /* The dense method's scratch, in work: the tail's histogram (n + 2 counters of 32 bits:
  * the null maxima are at most m <= n), the tracks, the counts, each block's largest window. */
 typedef struct {
-    long long n_tracks, cells, blocks, need;
+    long long n_tracks, cells, blocks, need, n_hist;
     dense_track *tab;
     unsigned char *cnt;
     unsigned int *bmax, *hist;
@@ -263,7 +299,7 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
     /* tracks are below the next power of two above their bitwise or (a loop that vectorises) */
     unsigned int any = 0;
     for (long long i = hits->first; i < hits->first + n; i++)
-        any |= track[i];
+        any |= hit_track(track[i]);
     const long long n_tracks = any ? 1LL << bit_length(any) : 1;
     const long long hist_len = (n + 2 + 1) / 2;
     d->n_tracks = n_tracks, d->need = 0;
@@ -280,7 +316,7 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
      * stored, in integers: with the kept runs' earliest and latest t_q they bound the bins of
      * the track's kept hits (the offset's rounding, the product and floor are monotone) */
     for (long long i = hits->first; i < hits->first + n; i++) {
-        dense_track *e = tab + track[i];
+        dense_track *e = tab + hit_track(track[i]);
         long long x = t_ref[i];
         e->origin = x < e->origin ? x : e->origin;
         e->base = x > e->base ? x : e->base;
@@ -321,6 +357,7 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
     if (d->need > work_len)
         return 1;
     d->hist = (unsigned int *)work;
+    d->n_hist = n + 2;
     d->tab = tab;
     d->cnt = (unsigned char *)(work + hist_len + 3 * n_tracks);
     d->bmax = (unsigned int *)(work + hist_len + 3 * n_tracks + (c + 7) / 8);
@@ -330,7 +367,7 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
 /* The dense method: counts in an array of bins per track, each block's bins contiguous;
  * windows and block maxima are then short scans, and nothing is sorted or stored per hit.
  * Same results as score_sorted. Returns ES_EV_OK, ES_EV_EMPTY as es_ev_score, or 1 when the
- * dense method cannot be used (see dense_plan; or a cell of 256 hits): out-of-range
+ * dense method cannot be used (see dense_plan; or a bin weighing 256): out-of-range
  * offsets are left to sorting, which finds them hit by hit. */
 static int score_dense(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
                        double bin_frames, int window_bins, int block_bins, int tail_min, int method,
@@ -345,24 +382,27 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
     const double inv_bin = exact_reciprocal(bin_frames);
     memset(L.cnt, 0, (size_t)L.cells * sizeof *L.cnt);
     unsigned int over = 0;
-    long long m = 0;
+    long long m = 0, weight = 0;
     kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
     kept_run run;
     while (next_kept_run(&k, &run)) {
         for (long long i = run.begin; i < run.end; i++) {
-            if ((long long)track[i] == run.left_out)
+            const unsigned int word = track[i], id = hit_track(word);
+            if ((long long)id == run.left_out)
                 continue;
             long long bin = 0;
             floor_bin(in_bins((double)t_ref[i] - run.q, inv_bin, bin_frames), &bin);   /* in range: planned */
-            const dense_track *e = L.tab + track[i];
+            const dense_track *e = L.tab + id;
             unsigned long long at = (unsigned long long)(bin - e->origin);
             if (at >= (unsigned long long)(e->blocks * block_bins)) {   /* never: planned */
                 over = 1;
                 continue;
             }
             unsigned char *x = L.cnt + e->base + at;
-            *x = (unsigned char)(*x + 1);
-            over |= *x == 0;
+            const unsigned int w = hit_weight(word), v = *x + w;
+            *x = (unsigned char)v;
+            over |= v > 255;
+            weight += w;
             m++;
         }
     }
@@ -398,7 +438,10 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
         }
     }
 
-    /* the null maxima's histogram: blocks with hits, the best's neighbourhood left out */
+    /* the null maxima's histogram (n + 2 counters: weighted maxima above that are left to
+     * sorting): blocks with hits, the best's neighbourhood left out */
+    if ((long long)best_window + 1 > L.n_hist)
+        return 1;
     for (unsigned int v = 0; v <= best_window; v++)
         L.hist[v] = 0;
     long long n_null = 0;
@@ -420,6 +463,7 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
     r->bin = best_bin;
     r->count = best_window;
     r->kept = m;
+    r->weight = weight;
     r->method = ES_EV_DENSE;
     return ES_EV_OK;
 }
@@ -432,7 +476,7 @@ int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, doub
         tail_min < 0 || method < ES_EV_AUTO || method > ES_EV_DENSE ||
         (hits->n_runs > 0 && (!work || work_len < 2 * hit_count(hits))))
         return ES_EV_EINVAL;
-    es_ev_result r = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    es_ev_result r = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     *out = r;
     if (hit_count(hits) == 0)
         return ES_EV_EMPTY;
@@ -468,7 +512,7 @@ long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mut
         if ((long long)cell_track == run.left_out)
             continue;   /* every hit of the cell's track in this run is left out */
         for (long long i = run.begin; i < run.end; i++) {
-            if (track[i] != cell_track)
+            if (hit_track(track[i]) != cell_track)
                 continue;
             double off = (double)t_ref[i] - run.q;
             double b = floor(in_bins(off, inv_bin, bin_frames));

@@ -3,7 +3,7 @@
  * The evidence's score: the best (track, offset) cell of a window's hits and the null
  * model's statistics.
  *
- * Scoring counts hits per (track, offset bin) cell, sums each cell with the next
+ * Scoring counts hits per (track, offset bin) cell, each hit its weight (evidence.h), sums each cell with the next
  * window_bins - 1 bins of the same track, and takes the best; the null model's sample is
  * the best window of every block of block_bins bins (the best cell's own block and its two
  * neighbours left out), whose upper tail the caller fits (see daemon/earshot/matcher.py,
@@ -29,12 +29,13 @@
 typedef struct {
     unsigned int track;         /**< the best cell's track */
     long long bin;              /**< its first offset bin */
-    long long count;            /**< hits in its window (bin .. bin + window_bins - 1) */
+    long long count;            /**< its window's hits (bin .. bin + window_bins - 1), weighted */
     long long n_null;           /**< null blocks (blocks with hits, the best's neighbourhood left out) */
     long long k;                /**< tail size: min(n_null, max(tail_min, n_null / 20)) */
     long long u;                /**< the null maxima's value at descending rank k (0 when k == n_null) */
     long long top_sum;          /**< sum of the k largest null maxima */
-    long long kept;             /**< hits scored (after the filters) */
+    long long kept;             /**< hits scored (after the filters), not weighted */
+    long long weight;           /**< their weights' sum (kept when every hit weighs 1) */
     int method;                 /**< the method that scored: ES_EV_SORT or ES_EV_DENSE */
     long long dense_need;       /**< work elements the dense method needs for these hits (a
                                      lower bound when more than work_len; 0: not worth it) */
@@ -53,8 +54,9 @@ typedef struct {
  * needs dense_need elements of work (there, less than the 2 n sorting takes). ES_EV_AUTO
  * takes the dense method when the spans hold at most 16 bins a kept hit and it fits in
  * work_len; either falls back to sorting (method ES_EV_SORT in the result) when the dense
- * one cannot be used: no room, windows over 64 bins, or a cell of 256 hits or more (a loud
- * clean match: found after the counting, which is then wasted).
+ * one cannot be used: no room, windows over 64 bins, a bin whose hits weigh 256 or more (a
+ * loud clean match: found after the counting, which is then wasted), or a best window
+ * weighing more than n + 1.
  *
  * Returns ES_EV_OK, ES_EV_EMPTY when no hit is left, ES_EV_EINVAL on bad arguments
  * (bin_frames <= 0, window_bins < 1, block_bins < 1, offsets out of range, run ends out of
@@ -66,8 +68,8 @@ int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, doub
 
 /**
  * The offsets t_ref - t_q (double) of the hits es_ev_score counted in one cell: same
- * filters, track == cell_track, bin in [bin, bin + window_bins). Writes at most cap;
- * returns how many there are.
+ * filters, track id == cell_track, bin in [bin, bin + window_bins). Writes at most cap;
+ * returns how many hits there are (not their weight: at most the cell's count).
  */
 long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mute_track,
                              double mute_before, double bin_frames, int window_bins, unsigned int cell_track,

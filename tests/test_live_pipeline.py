@@ -174,6 +174,21 @@ def test_a_shared_intro_names_no_track_until_what_follows_does(tmp_path):
         assert abs(matches[0][1].offset_s - (matches[0][0] - 2.0)) < 0.3
 
 
+def test_rarity_weights_are_the_listen_setting_and_name_no_unknown_music(catalog):
+    """Weighted live evidence: the weights reach the session's hits; unknown music, noise and
+    silence still announce nothing, and a known song is still named."""
+    _, cat, songs = catalog
+    listen = ListenSection(rarity_weight=16)
+    rng = np.random.default_rng(8)
+    x = np.concatenate([song(1234, 30.0, RATE), silence(5),
+                        (0.3 * rng.standard_normal(10 * RATE)).astype(np.float32), song(4321, 30.0, RATE)])
+    assert kinds(run(Pipeline(cat, RATE, 1, listen=listen), x), "match") == []
+    pipe = Pipeline(cat, RATE, 1, listen=listen)
+    found = [e.track_id for _, e in kinds(run(pipe, songs[2][:20 * RATE]), "match")]
+    assert found[:1] == [2]
+    assert pipe.session._hits[1.0].weights().max() > 1
+
+
 def test_live_time_tolerance_is_the_listen_setting(catalog):
     _, cat, _ = catalog
 

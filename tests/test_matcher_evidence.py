@@ -152,33 +152,38 @@ def test_an_emptied_window_gives_its_buffers_back():
     assert kernel_best(w) is None and w.live()[0].size == 0
 
 
-def reference_join(postings, hashes, times, max_postings=0):
+def reference_join(postings, hashes, times, max_postings=0, weights=None):
+    """(track, t_ref, t_q, weight) of every hit, in order."""
     ph = postings["hash"].astype(np.uint32)
     out = []
     for h, t in zip(hashes, times):
         lo, hi = np.searchsorted(ph, h, "left"), np.searchsorted(ph, h, "right")
         if hi > lo and (max_postings == 0 or hi - lo <= max_postings):
+            weight = 1 if weights is None else int(weights[min(hi - lo, len(weights) - 1)])
             for j in range(lo, hi):
-                out.append((int(postings["track"][j]), int(postings["time"][j]), float(t)))
+                out.append((int(postings["track"][j]), int(postings["time"][j]), float(t), weight))
     return out
 
 
-@pytest.mark.parametrize("max_postings", [0, 3])
-def test_join_equals_the_numpy_reference(max_postings):
+@pytest.mark.parametrize("max_postings,weights", [(0, None), (3, None), (0, [1, 16, 9, 5, 2]), (3, [1, 3])])
+def test_join_equals_the_numpy_reference(max_postings, weights):
+    """Postings' tracks are the catalog's 24-bit ids; a hash's df picks its hits' weight."""
     rng = np.random.default_rng(9)
     postings = np.zeros(300, LOOKUP_DTYPE)
     postings["hash"] = np.sort(rng.integers(0, 60, 300))
-    postings["track"] = rng.integers(0, 1 << 31, 300)
+    postings["track"] = rng.integers(0, 1 << 24, 300)
     postings["time"] = rng.integers(0, 1 << 31, 300)
     raw = np.frombuffer(postings.tobytes(), LOOKUP_DTYPE)   # read-only, as from LMDB
     hashes = rng.integers(0, 70, 500).astype(np.uint32)
     times = np.sort(rng.uniform(0, 1000, 500)).astype(np.float32)
     w = EvidenceWindow()
-    n = join_hits(w, raw, np.unique(np.r_[hashes, postings["hash"].astype(np.uint32)]), hashes, times, max_postings)
-    want = reference_join(postings, hashes, times, max_postings)
+    table = None if weights is None else np.array(weights, np.uint8)
+    n = join_hits(w, raw, np.unique(np.r_[hashes, postings["hash"].astype(np.uint32)]), hashes, times,
+                  max_postings, table)
+    want = reference_join(postings, hashes, times, max_postings, weights)
     track, t_ref, t_q = w.live()
     assert n == len(want) == len(track)
-    assert list(zip(track.tolist(), t_ref.tolist(), t_q.astype(np.float64).tolist())) == want
+    assert list(zip(track.tolist(), t_ref.tolist(), t_q.astype(np.float64).tolist(), w.weights().tolist())) == want
 
 
 @pytest.fixture(scope="module")
@@ -219,11 +224,14 @@ def test_scoring_equals_the_numpy_reference_on_streamed_evidence(catalog):
     assert got == (int(near.sum()), int(sel.sum())) and got[0] > 20
 
 
-def reference_cell(track, t_ref, t_q, bin_frames, window_bins, block_bins, tail_min):
-    """es_ev_score's result fields in plain numpy, for any bin width, window and block."""
+def reference_cell(track, t_ref, t_q, bin_frames, window_bins, block_bins, tail_min, weight=None):
+    """es_ev_score's result fields in plain numpy, for any bin width, window and block, each
+    hit counted its weight (1 for None)."""
     track = track.astype(np.int64)
     bins = np.floor((t_ref.astype(np.float64) - t_q.astype(np.float64)) / bin_frames).astype(np.int64)
-    cells, counts = np.unique(np.stack([track, bins], axis=1), axis=0, return_counts=True)
+    cells, inverse = np.unique(np.stack([track, bins], axis=1), axis=0, return_inverse=True)
+    weight = np.ones(len(track), np.int64) if weight is None else np.asarray(weight, np.int64)
+    counts = np.bincount(inverse.ravel(), weights=weight, minlength=len(cells)).astype(np.int64)
     window = counts.copy()
     for i in range(len(cells)):
         j = i + 1
@@ -283,3 +291,13 @@ def test_lookup_widens_the_stored_records_as_the_numpy_reference():
     assert np.array_equal(out["hash"], (rec[:, 0] << 24) | (rec[:, 1] << 16) | (rec[:, 2] << 8) | rec[:, 3])
     assert np.array_equal(out["track"], (rec[:, 4] << 16) | (rec[:, 5] << 8) | rec[:, 6])
     assert np.array_equal(out["time"], (rec[:, 7] << 16) | (rec[:, 8] << 8) | rec[:, 9])
+
+
+def test_rarity_weights_fall_as_one_over_the_square_root_of_df():
+    from earshot.matcher import rarity_weights
+
+    w = rarity_weights(16.0)
+    assert rarity_weights(0.0) is None
+    assert (w[1], w[2], w[4], w[16], w[64]) == (16, 11, 8, 4, 2)
+    assert w[-1] == 1 and w.dtype == np.uint8 and np.all(np.diff(w[1:].astype(int)) <= 0)
+    assert rarity_weights(64.0)[1] == 16     # never above the track word's room

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 from catalogs import peak_hops, readonly_song_catalog
-from earshot.evidence import CellScore, EvidenceWindow, Scorer
+from earshot.evidence import MAX_WEIGHT, CellScore, EvidenceWindow, Scorer, track_words
 from earshot.matcher import BIN_FRAMES, NULL_BLOCK, TAIL_MIN, WINDOW_BINS, MatchSession
 from music import add_noise
 from test_matcher_evidence import clustered_window, random_evidence, reference_cell, window_of
@@ -104,6 +104,59 @@ def test_a_cell_of_256_hits_or_more_is_scored_by_sorting(crowd, method):
     cell, used = score(w, method="dense")
     assert used == method and cell[2] >= crowd
     assert cell[:7] == reference_cell(track, t_ref, t_q, BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+@pytest.mark.parametrize("since,mute", [(None, None), (5300.0, None), (5100.25, (7, 5400.0))])
+def test_weighted_hits_score_alike_in_both_methods_and_the_reference(seed, since, mute):
+    """Each hit counts its weight (1 .. 16) in the cells, windows and null maxima, in both
+    methods as in the numpy reference; the cell's offsets are one per hit."""
+    track, t_ref, t_q = random_evidence(seed, planted=40)   # a planted bin stays under 256
+    weight = np.random.default_rng(seed).integers(1, MAX_WEIGHT + 1, len(track))
+    w = window_of(track_words(track, weight), t_ref, t_q)
+    dense, used = score(w, since, mute, "dense")
+    assert used == "dense" and dense == score(w, since, mute, "sort")[0]
+    keep = t_q >= (since if since is not None else -np.inf)
+    if mute is not None:
+        keep &= ~((track == mute[0]) & (t_q < mute[1]))
+    want = reference_cell(track[keep], t_ref[keep], t_q[keep], BIN_FRAMES, WINDOW_BINS, NULL_BLOCK,
+                          TAIL_MIN, weight[keep])
+    assert dense[:7] == want
+    bins = np.floor((t_ref[keep].astype(np.float64) - t_q[keep]) / BIN_FRAMES)
+    in_cell = (track[keep] == want[0]) & (bins >= want[1]) & (bins < want[1] + WINDOW_BINS)
+    assert len(np.frombuffer(dense[7])) == in_cell.sum() < want[2]
+
+
+@pytest.mark.parametrize("crowd,method", [(15, "dense"), (16, "sort")])
+def test_a_bin_weighing_256_or_more_is_scored_by_sorting(crowd, method):
+    """Weights fill the dense method's 8-bit counters sooner: 16 hits of weight 16 in one bin
+    overflow one, and sorting scores them."""
+    track = np.r_[np.full(crowd, 2), np.arange(2000) % 5].astype(np.uint32)
+    weight = np.r_[np.full(crowd, 16), np.ones(2000, np.int64)]
+    t_ref = np.r_[np.full(crowd, 501), np.arange(2000) * 7].astype(np.uint32)
+    t_q = np.r_[np.linspace(0, 0.99, crowd), np.linspace(1, 20, 2000)].astype(np.float32)
+    w = EvidenceWindow()
+    w.append(track_words(track, weight), t_ref, t_q)
+    cell, used = score(w, method="dense")
+    assert used == method and cell[2] >= 16 * crowd
+    assert cell[:7] == reference_cell(track, t_ref, t_q, BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN, weight)
+
+
+def test_a_best_window_heavier_than_the_histogram_has_room_for_is_tallied_from_sorted_maxima():
+    """A few heavy hits: the best window weighs more than 2 n, where the tail's histogram has
+    no room, and the tail is taken from the sorted null maxima instead, as the reference."""
+    rng = np.random.default_rng(6)
+    n = 60
+    track = np.r_[np.full(10, 3), rng.integers(0, 40, n - 10)].astype(np.uint32)
+    t_ref = np.r_[np.full(10, 5000), rng.integers(0, 100000, n - 10)].astype(np.uint32)
+    t_q = np.r_[np.linspace(0, 1, 10), np.sort(rng.uniform(2, 100, n - 10))].astype(np.float32)
+    weight = np.full(n, 16)
+    w = EvidenceWindow()
+    w.append(track_words(track, weight), t_ref, t_q)
+    want = reference_cell(track, t_ref, t_q, BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN, weight)
+    assert want[2] == 160 > 2 * n and want[3] > TAIL_MIN
+    for method in ("sort", "dense", "auto"):
+        assert score(w, method=method)[0][:7] == want
 
 
 def test_out_of_range_offsets_are_refused_by_both_methods():

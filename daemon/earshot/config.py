@@ -102,6 +102,9 @@ class ListenSection(Section):
     time_tolerance_speeds: Literal["nominal", "all"] = Field(
         "nominal", description="which speed hypotheses take the time tolerance: 'nominal' (songs at "
         "their own speed; about +20 % CPU at 1) or 'all' (also decks and streams off speed; about twice the CPU)")
+    rarity_weight: float = Field(0.0, ge=0.0, le=64.0, description="a live hit weighs round(this / sqrt(df)) "
+                                 "(1 to 16) when its hash has df postings in the catalog: rare agreements count "
+                                 "for more; 0: every hit weighs 1 (`identify` uses 16)")
     silence_lufs: float = Field(-55.0, le=0.0, description="momentary loudness below which the room counts as quiet")
     loudness_interval_s: float = Field(5.0, ge=0.5, le=3600.0, description="how often a loudness event is emitted")
     health_interval_s: float = Field(60.0, ge=1.0, le=86400.0, description="how often a health event is emitted")

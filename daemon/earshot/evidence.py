@@ -33,6 +33,21 @@ from .native import ffi, lib
 _MIN_CAPACITY = 4096   # hits
 _MIN_RUNS = 256
 
+# A hit's track word: the catalog's 24-bit track id and, above it, (weight - 1) (see
+# native/evidence.h); a plain id weighs 1.
+TRACK_BITS = int(lib.ES_EV_TRACK_BITS)
+TRACK_MASK = np.uint32((1 << TRACK_BITS) - 1)
+MAX_WEIGHT = int(lib.ES_EV_MAX_WEIGHT)
+
+
+def track_words(track: np.ndarray, weight: np.ndarray | int = 1) -> np.ndarray:
+    """Track words for hits of these track ids weighing `weight` (1 .. MAX_WEIGHT)."""
+    track = np.asarray(track, np.uint32)
+    weight = np.asarray(weight, np.int64)
+    if np.any(track > TRACK_MASK) or np.any((weight < 1) | (weight > MAX_WEIGHT)):
+        raise ValueError(f"track ids are 24-bit and weights 1 .. {MAX_WEIGHT}")
+    return track | ((weight - 1).astype(np.uint32) << np.uint32(TRACK_BITS))
+
 
 @dataclass(frozen=True)
 class CellScore:
@@ -40,12 +55,14 @@ class CellScore:
 
     track: int
     bin: int            # first offset bin of the cell
-    count: int          # hits in the cell's window of bins
+    count: int          # the hits in the cell's window of bins, each its weight
     n_null: int         # null blocks
     k: int              # tail size
     u: float            # threshold of the tail
     top_sum: int        # sum of the k largest null maxima
-    offsets: np.ndarray  # t_ref - t_q of the cell's hits (float64)
+    weight: int         # the scored hits' weights, summed (their number when all weigh 1)
+    hits: int           # the scored hits
+    offsets: np.ndarray  # t_ref - t_q of the cell's hits (float64; one per hit, whatever its weight)
 
 
 def _cut(t_q: np.ndarray, frame: float, disorder: float) -> int:
@@ -162,17 +179,23 @@ class EvidenceWindow:
         return self._head if r == self._run_head else int(self._run_end[r - 1])
 
     def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The hits stored: track (uint32) and t_ref (uint32) zero-copy, t_q (float32) a
-        copy made from the runs; some before `floor` may remain (filter with `since`)."""
+        """The hits stored: track ids (uint32, without their weights) and t_ref (uint32,
+        zero-copy), t_q (float32) made from the runs; some before `floor` may remain (filter
+        with `since`)."""
         return self._expand(self._run_head)
 
+    def weights(self) -> np.ndarray:
+        """The stored hits' weights (as `views` orders them)."""
+        start = self._run_start(self._run_head)
+        return (self._track[start:self._tail] >> np.uint32(TRACK_BITS)).astype(np.int64) + 1
+
     def _expand(self, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The hits of runs r.. as three arrays (t_q repeated from the runs)."""
+        """The hits of runs r.. as three arrays (track ids, t_ref, t_q repeated from the runs)."""
         start = self._run_start(r)
         ends = self._run_end[r:self._run_tail].astype(np.int64)
         lengths = np.diff(np.r_[start, ends])
         t_q = np.repeat(self._run_t[r:self._run_tail], lengths)
-        return self._track[start:self._tail], self._t_ref[start:self._tail], t_q
+        return self._track[start:self._tail] & TRACK_MASK, self._t_ref[start:self._tail], t_q
 
     def evict(self, before: float) -> None:
         """Forget hits whose t_q is before `before` (no copy: the front just moves). A window
@@ -208,7 +231,7 @@ class EvidenceWindow:
         if len(t_q) and bound > -math.inf:
             keep = t_q >= bound
             return track[keep], t_ref[keep], t_q[keep]
-        return track.copy(), t_ref.copy(), t_q
+        return track, t_ref.copy(), t_q
 
 
 def _capacity(capacity: int, live: int, need: int, minimum: int) -> int:
@@ -313,12 +336,14 @@ class Scorer:
         if r.dense_need > len(work):
             _want_dense(int(r.dense_need))
         self.last_method = "dense" if r.method == lib.ES_EV_DENSE else "sort"
-        offsets = np.empty(int(r.count), np.float64)
-        lib.es_ev_cell_offsets(runs.hits, bound, mute_track, mute_before, self.bin_frames,
-                               self.window_bins, r.track, r.bin,
-                               ffi.cast("double *", ffi.from_buffer(offsets)), len(offsets))
+        offsets = np.empty(int(r.count), np.float64)   # hits weigh at least 1: room for all
+        found = lib.es_ev_cell_offsets(runs.hits, bound, mute_track, mute_before, self.bin_frames,
+                                       self.window_bins, r.track, r.bin,
+                                       ffi.cast("double *", ffi.from_buffer(offsets)), len(offsets))
+        offsets = offsets[:found]
         return CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
-                         k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), offsets=offsets)
+                         k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), weight=int(r.weight),
+                         hits=int(r.kept), offsets=offsets)
 
 
 class PostingRuns:
@@ -335,16 +360,20 @@ class PostingRuns:
         if lib.es_ev_runs(self._raw, len(postings), self._keys, len(self.keys), self._starts) != lib.ES_EV_OK:
             raise ValueError("postings are not grouped by the hashes looked up")
 
-    def join(self, window: EvidenceWindow, hashes: np.ndarray, times: np.ndarray, max_postings: int = 0) -> int:
+    def join(self, window: EvidenceWindow, hashes: np.ndarray, times: np.ndarray, max_postings: int = 0,
+             weights: np.ndarray | None = None) -> int:
         """Append to `window` one hit per (query hash, posting of that hash); hashes with
-        more than `max_postings` postings are skipped (0: none). Returns the hits added."""
+        more than `max_postings` postings are skipped (0: none). `weights[df]` (uint8, 1 ..
+        MAX_WEIGHT; the last for any larger df) is the weight of a hit whose hash has df
+        postings (None: all weigh 1). Returns the hits added."""
         if len(hashes) == 0 or len(self.postings) == 0:
             return 0
         hashes = np.ascontiguousarray(hashes, np.uint32)
         times = np.ascontiguousarray(times, np.float32)
+        table = ffi.NULL if weights is None else ffi.cast("unsigned char *", ffi.from_buffer(weights))
         args = (self._raw, self._keys, len(self.keys), self._starts,
                 ffi.cast("unsigned int *", ffi.from_buffer(hashes)), ffi.cast("float *", ffi.from_buffer(times)),
-                len(hashes), max_postings)
+                len(hashes), max_postings, table, 0 if weights is None else len(weights))
         n_runs = ffi.new("long long *")
         # count first: reserve exactly
         n = int(lib.es_ev_join(*args, ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, 0, 0, 0, n_runs))
@@ -360,6 +389,6 @@ class PostingRuns:
 
 
 def join_hits(window: EvidenceWindow, postings: np.ndarray, keys: np.ndarray, hashes: np.ndarray,
-              times: np.ndarray, max_postings: int = 0) -> int:
+              times: np.ndarray, max_postings: int = 0, weights: np.ndarray | None = None) -> int:
     """`PostingRuns(postings, keys).join(...)` for one window."""
-    return PostingRuns(postings, keys).join(window, hashes, times, max_postings)
+    return PostingRuns(postings, keys).join(window, hashes, times, max_postings, weights)

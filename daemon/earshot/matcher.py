@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .catalog import Catalog, Track
-from .evidence import CellScore, EvidenceWindow, PostingRuns, Scorer, near
+from .evidence import MAX_WEIGHT, CellScore, EvidenceWindow, PostingRuns, Scorer, near
 from .fingerprint import PEAK_DTYPE, FingerprintParams, HashParams, HashStream
 
 # speed hypotheses: the query is taken as played s times too fast
@@ -37,6 +37,7 @@ BETA_FLOOR = 1.0         # smallest tail scale (hits), for queries with little e
 SCREEN_EVERY = 4         # identify: off-nominal speeds are first tried on every 4th anchor ...
 SCREEN_P = 0.1           # ... and in full where that alone is this unlikely by chance,
 SCREEN_KEEP = 1          # ... or where it is among the likeliest this many
+RARITY_WEIGHT = 16.0     # hits weigh round(this / sqrt(df)), 1 .. 16 (0: all weigh 1; see rarity_weights)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Match:
     track: Track
     offset_s: float        # position in the track of the query's first sample
     confidence: float
-    score: int             # hashes agreeing on the offset
+    score: int             # hashes agreeing on the offset (each one, whatever its weight)
     speed: float           # playback speed found (1.0 = as catalogued)
     p_value: float
 
@@ -66,6 +67,7 @@ class MatchSession:
         self, catalog: Catalog, params: FingerprintParams | None = None,
         speeds: tuple[float, ...] = DEFAULT_SPEEDS, max_postings: int = 0,
         nominal_dt_tolerance: float | None = None, claim_tolerance_s: float = 0.0,
+        rarity_weight: float = 0.0,
     ):
         self.catalog = catalog
         self.params = params or catalog.params
@@ -78,6 +80,8 @@ class MatchSession:
         # a query hash with more postings than this (0: no limit) is skipped: it says little
         # (a stop-word: most of its postings are coincidences) and costs the most
         self.max_postings = max_postings
+        # a hit weighs by how rare its hash is (see `rarity_weights`; 0: every hit weighs 1)
+        self._weights = rarity_weights(rarity_weight)
         # hypotheses naming one track at one place now (within this many seconds; 0: never
         # merged) are one claim, see `one_claim`
         self.claim_tolerance_s = float(claim_tolerance_s)
@@ -178,7 +182,7 @@ class MatchSession:
             return
         runs = PostingRuns(postings, uniq)
         for speed, hashes, times in new_hashes:
-            runs.join(self._hits[speed], hashes, times, self.max_postings)
+            runs.join(self._hits[speed], hashes, times, self.max_postings, self._weights)
 
     def try_more_speeds(self, screen_every: int = 1, screen_p: float = 1.0,
                         screen_keep: int = 1) -> tuple[float, ...]:
@@ -319,12 +323,15 @@ class MatchSession:
         tr = self._track(cell.track)
         if tr is None:
             return None
-        log_p = tail_log_p(cell.count, cell.k, cell.u, cell.top_sum) + math.log(n_speeds)
+        # the floor of the tail's scale in the counts' unit: weighted counts scale with the
+        # hits' mean weight (a small catalog's hashes are nearly all rare, weighing ~16)
+        floor = BETA_FLOOR * cell.weight / max(1, cell.hits)
+        log_p = tail_log_p(cell.count, cell.k, cell.u, cell.top_sum, floor) + math.log(n_speeds)
         p = math.exp(min(0.0, log_p))
         offset_frames = float(np.median(cell.offsets))
         return Match(
             track=tr, offset_s=offset_frames * self.params.frame_seconds,
-            confidence=1.0 - p, score=cell.count, speed=speed, p_value=p,
+            confidence=1.0 - p, score=len(cell.offsets), speed=speed, p_value=p,   # hits, not weights
         )
 
     def _cell(self, speed: float, since: float | None, mute: tuple[int, float] | None) -> CellScore | None:
@@ -358,13 +365,30 @@ def one_claim(best: Match, found: list[Match], now_s: float, tolerance_s: float)
     return replace(best, offset_s=lead.offset_s, speed=lead.speed, score=lead.score)
 
 
-def tail_log_p(c: int, k: int, u: float, top_sum: int) -> float:
-    """`null_log_p` from the tail statistics of the null maxima (see native/evidence.h): the
-    k largest sum to top_sum, the next is u."""
+def rarity_weights(scale: float, max_weight: int = MAX_WEIGHT) -> np.ndarray | None:
+    """The weight of a hit whose hash has df postings, for df = 0, 1, ...: round(scale /
+    sqrt(df)) within 1 .. max_weight, the last entry for any larger df (None for scale 0).
+
+    Why: a hash with df postings makes df hits, and at most one of them is the song's, so
+    the null's hits are mostly those of common hashes while a true cell's hits are one per
+    matching query hash, whatever its df. Weighing by df^-1/2 (a likelihood ratio's
+    -log df, flattened) lets rare agreements count for more than common ones."""
+    if scale <= 0:
+        return None
+    n = math.ceil((scale / 1.5) ** 2) + 2     # beyond: round(scale / sqrt(df)) <= 1
+    df = np.arange(n, dtype=np.float64)
+    df[0] = 1.0
+    return np.clip(np.round(scale / np.sqrt(df)), 1, max_weight).astype(np.uint8)
+
+
+def tail_log_p(c: int, k: int, u: float, top_sum: int, beta_floor: float = BETA_FLOOR) -> float:
+    """`null_log_p` from the tail statistics of the null maxima (see native/score.h): the
+    k largest sum to top_sum, the next is u. `beta_floor` is the smallest tail scale in the
+    counts' unit: BETA_FLOOR hits, times the hits' mean weight when they are weighted."""
     if k < 2:
-        u, beta, k = 0.0, BETA_FLOOR, 1
+        u, beta, k = 0.0, beta_floor, 1
     else:
-        beta = max(BETA_FLOOR, (top_sum - k * u) / k)
+        beta = max(beta_floor, (top_sum - k * u) / k)
     return math.log(k) - (float(c) - u) / beta
 
 
@@ -420,7 +444,7 @@ def match_peaks(
     catalog: Catalog, peaks: np.ndarray, speed_search: bool = True,
     speeds: tuple[float, ...] = DEFAULT_SPEEDS, accept_p: float = SURE_P,
     settle_p: float = SETTLE_P, screen_every: int = SCREEN_EVERY, screen_p: float = SCREEN_P,
-    screen_keep: int = SCREEN_KEEP,
+    screen_keep: int = SCREEN_KEEP, rarity_weight: float = RARITY_WEIGHT,
 ) -> tuple[MatchSession, Match | None]:
     """The best match of a whole query's peaks, with the session that holds the evidence
     (to explain a result). Three tests, each only when the one before is not sure enough:
@@ -442,12 +466,12 @@ def match_peaks(
     settle_p = min(settle_p, accept_p)   # never surer than the caller asks of the rest
     if settle_p > 0.0 and qh.dt_tolerance > 0.0:
         exact = replace(catalog.params, query_hash=replace(qh, dt_tolerance=0.0))
-        quick = MatchSession(catalog, params=exact, speeds=(1.0,))
+        quick = MatchSession(catalog, params=exact, speeds=(1.0,), rarity_weight=rarity_weight)
         quick.add_peaks(peaks, None)
         settled = quick.best()
         if settled is not None and settled.p_value <= settle_p:
             return quick, settled
-    session = MatchSession(catalog, speeds=speeds if speed_search else (1.0,))
+    session = MatchSession(catalog, speeds=speeds if speed_search else (1.0,), rarity_weight=rarity_weight)
     session.add_peaks(peaks, None, speeds=(1.0,))
     first = session.best()
     if speed_search and (first is None or first.p_value > accept_p):

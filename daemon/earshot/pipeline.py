@@ -91,7 +91,8 @@ class Pipeline:
             dt_tolerance=float(listen.time_tolerance if everywhere else 0)))
         self.session = MatchSession(catalog, params=live, speeds=speeds,
                                     nominal_dt_tolerance=float(listen.time_tolerance),
-                                    claim_tolerance_s=CLAIM_TOLERANCE_S)
+                                    claim_tolerance_s=CLAIM_TOLERANCE_S,
+                                    rarity_weight=listen.rarity_weight)
         self.frame_s = self.params.frame_seconds
         self.nowplaying = NowPlaying(
             frame_s=self.frame_s, stamp=stamp,
