@@ -19,9 +19,11 @@ position is the catalog offset plus the audio time elapsed (times the speed foun
 stays `playing` across a few seconds without evidence (someone talking over it). It ends when
 it has not been heard for `lost_after_s`, sooner when the room has gone quiet, or at once
 when another song is recognised surely while this one is no longer heard. "Heard" means its
-hits at its own offset are more than coincidence: a few in the last seconds, or, in a noisy
-room where they come sparsely, more over the window than the track's own background of
-coincidental hits would put in one cell (a Poisson tail, `heard_p`).
+hits at its own offset are more than the track's own background of coincidental hits would put
+in one cell (a Poisson tail, `heard_p`): at least `min_support` in the last seconds, or, in a
+noisy room where they come sparsely, over the window. A count alone is not enough: a room's
+noise goes on meeting a track's hashes after the music stops, a few hits every few seconds
+in any cell of a track with many postings.
 
 Pure logic: it reads a MatchSession and the caller's notion of "quiet", and returns events.
 Times are seconds of audio since the stream began; `stamp` turns them into wall-clock times.
@@ -142,10 +144,11 @@ class NowPlaying:
                 tolerance_frames=p.offset_tolerance_s / self.frame_s,
             )
             heard = count >= p.min_support
-            if (heard or self._heard_over_window(song, session, now_s)) and latest is not None:
+            if (heard and self._beyond_chance(song, session, now_s, p.recent_s)
+                    or self._beyond_chance(song, session, now_s, p.window_s)) and latest is not None:
                 song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
             unheard = now_s - song.last_heard_s
-            # only while the song is not heard clearly can another have begun: look for it then
+            # only while the song's hits are few can another have begun: look for it then
             other = None if heard or quiet else sure(self._rotation(session), (song.match.track.track_id, math.inf))
             if other is not None:
                 self._end(now_s, "another song", events)
@@ -182,13 +185,16 @@ class NowPlaying:
             return None
         return fresh
 
-    def _heard_over_window(self, song: _Song, session: MatchSession, now_s: float) -> bool:
-        """Whether the song's hits at its offset over the window are more than the track's
-        own coincidental hits would put there: these are spread over every offset of the
-        track, so one cell of width 2·tolerance expects n·2·tol / (duration + window) of them."""
+    def _beyond_chance(self, song: _Song, session: MatchSession, now_s: float, span_s: float) -> bool:
+        """Whether the song's hits at its offset over the last `span_s` are more than the
+        track's own coincidental hits would put there: these are spread over every offset of
+        the track, so one cell of width 2·tolerance expects n·2·tol / (duration + span) of
+        them (a Poisson tail). Over the recent seconds this keeps a room's noise, which goes
+        on meeting the track's hashes once the music has stopped, from passing for the song;
+        over the whole window it keeps a song heard whose hits come sparsely in a noisy room."""
         p = self.params
         m = song.match
-        since = max(0.0, now_s - p.window_s)
+        since = max(0.0, now_s - span_s)
         tol = p.offset_tolerance_s / self.frame_s
         in_cell, of_track = session.track_support(m.track.track_id, song.offset_frames, m.speed,
                                                   since_frame=since / self.frame_s, tolerance_frames=tol)
