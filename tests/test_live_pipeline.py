@@ -175,10 +175,15 @@ def test_a_shared_intro_names_no_track_until_what_follows_does(tmp_path):
 
 
 def test_rarity_weights_are_the_listen_setting_and_name_no_unknown_music(catalog):
-    """Weighted live evidence: the weights reach the session's hits; unknown music, noise and
-    silence still announce nothing, and a known song is still named."""
+    """Weighted live evidence (the default): the weights reach the session's hits; unknown
+    music, noise and silence still announce nothing, and a known song is still named; 0
+    turns them off."""
     _, cat, songs = catalog
-    listen = ListenSection(rarity_weight=16)
+    assert ListenSection().rarity_weight == 16
+    off = Pipeline(cat, RATE, 1, listen=ListenSection(rarity_weight=0))
+    off.process(songs[2][:3 * RATE, None], evaluate=False)
+    assert off.session._hits[1.0].weights().max() == 1
+    listen = ListenSection()
     rng = np.random.default_rng(8)
     x = np.concatenate([song(1234, 30.0, RATE), silence(5),
                         (0.3 * rng.standard_normal(10 * RATE)).astype(np.float32), song(4321, 30.0, RATE)])
@@ -196,9 +201,9 @@ def test_live_time_tolerance_is_the_listen_setting(catalog):
         session = Pipeline(cat, RATE, 1, listen=ListenSection(**listen)).session
         return {s: session.query_hash_params(s).dt_tolerance for s in (1.0, 0.97, 1.03)}
 
-    # off by default; when on, only the nominal-speed hypothesis takes it ('all': every one)
-    assert tolerances(time_tolerance=1) == {1.0: 1.0, 0.97: 0.0, 1.03: 0.0}
-    assert tolerances() == tolerances(time_tolerance=0) == {1.0: 0.0, 0.97: 0.0, 1.03: 0.0}
+    # by default only the nominal-speed hypothesis takes it ('all': every one; 0: none)
+    assert tolerances() == tolerances(time_tolerance=1) == {1.0: 1.0, 0.97: 0.0, 1.03: 0.0}
+    assert tolerances(time_tolerance=0) == {1.0: 0.0, 0.97: 0.0, 1.03: 0.0}
     assert tolerances(time_tolerance=1, time_tolerance_speeds="all") == {1.0: 1.0, 0.97: 1.0, 1.03: 1.0}
     assert cat.params.query_hash.dt_tolerance == 1.0      # identify's queries keep theirs
 

@@ -94,15 +94,15 @@ class ListenSection(Section):
                                 "(talking over it for less keeps it playing)")
     query_fanout: int = Field(6, ge=3, le=12, description="pairs hashed per live query peak: more finds "
                               "a damaged song sooner for more CPU and evidence memory (`identify` uses 6)")
-    time_tolerance: int = Field(0, ge=0, le=2, description="frames (16 ms) by which live query hashes may "
+    time_tolerance: int = Field(1, ge=0, le=2, description="frames (16 ms) by which live query hashes may "
                                 "miss a pair's time gap: 1 recognises sooner in reverberant, noisy rooms "
-                                "(median 21 -> 14 s on the hour benchmark) for about 15 % more CPU and 10 MB "
-                                "more evidence, and once named a recording an unknown song mixes in "
-                                "(`identify` always uses 1)")
+                                "(with rarity_weight 16: room median 21 / 17 / 33 -> 12 / 13 / 11 s on three hours "
+                                "of the hour benchmark) for about 20 % more CPU and 20 MB more memory; "
+                                "0: exact gaps (`identify` always uses 1)")
     time_tolerance_speeds: Literal["nominal", "all"] = Field(
         "nominal", description="which speed hypotheses take the time tolerance: 'nominal' (songs at "
         "their own speed; about +20 % CPU at 1) or 'all' (also decks and streams off speed; about twice the CPU)")
-    rarity_weight: float = Field(0.0, ge=0.0, le=64.0, description="a live hit weighs round(this / sqrt(df)) "
+    rarity_weight: float = Field(16.0, ge=0.0, le=64.0, description="a live hit weighs round(this / sqrt(df)) "
                                  "(1 to 16) when its hash has df postings in the catalog: rare agreements count "
                                  "for more; 0: every hit weighs 1 (`identify` uses 16)")
     silence_lufs: float = Field(-55.0, le=0.0, description="momentary loudness below which the room counts as quiet")
