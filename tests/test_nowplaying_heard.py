@@ -25,7 +25,7 @@ class Evidence:
     speeds: tuple[float, ...] = (1.0,)
 
     def support(self, track_id, offset_frames, speed, since_frame=None, tolerance_frames=4.0):
-        return self.in_cell, ((self.now_s - 0.5) / FRAME_S if self.in_cell else None)
+        return self.in_cell, ((self.now_s - 0.5) / FRAME_S if self.in_cell else None), self.of_track
 
     def track_support(self, track_id, offset_frames, speed, since_frame=None, tolerance_frames=4.0):
         return self.in_cell, self.of_track

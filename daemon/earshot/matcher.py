@@ -257,12 +257,13 @@ class MatchSession:
         return near(window, track_id, offset_frames, tolerance_frames,
                     None if since_frame is None else since_frame * speed)
 
-    def support(self, track_id: int, offset_frames: float, speed: float,
-                since_frame: float | None = None, tolerance_frames: float = 4.0) -> tuple[int, float | None]:
-        """Hits for one track at (about) one offset since a frame, and the query frame of
-        the latest of them: is a known song still being heard, and until when?"""
-        times, _ = self._near(track_id, offset_frames, speed, since_frame, tolerance_frames)
-        return len(times), (float(times.max()) / speed if len(times) else None)
+    def support(self, track_id: int, offset_frames: float, speed: float, since_frame: float | None = None,
+                tolerance_frames: float = 4.0) -> tuple[int, float | None, int]:
+        """Hits for one track at (about) one offset since a frame, the query frame of the
+        latest of them, and the track's hits there in all: is a known song still being
+        heard, more than by coincidence, and until when?"""
+        times, of_track = self._near(track_id, offset_frames, speed, since_frame, tolerance_frames)
+        return len(times), (float(times.max()) / speed if len(times) else None), of_track
 
     def track_support(self, track_id: int, offset_frames: float, speed: float, since_frame: float | None = None,
                       tolerance_frames: float = 4.0) -> tuple[int, int]:

@@ -138,14 +138,14 @@ class NowPlaying:
         elif self.state == "playing":
             assert self.song is not None
             song = self.song
-            count, latest = session.support(
+            recent = max(0.0, now_s - p.recent_s)
+            count, latest, of_track = session.support(
                 song.match.track.track_id, song.offset_frames, song.match.speed,
-                since_frame=max(0.0, now_s - p.recent_s) / self.frame_s,
-                tolerance_frames=p.offset_tolerance_s / self.frame_s,
+                since_frame=recent / self.frame_s, tolerance_frames=p.offset_tolerance_s / self.frame_s,
             )
             heard = count >= p.min_support
-            if (heard and self._beyond_chance(song, session, now_s, p.recent_s)
-                    or self._beyond_chance(song, session, now_s, p.window_s)) and latest is not None:
+            if (heard and self._beyond_chance(song, count, of_track, now_s - recent)
+                    or self._heard_over_window(song, session, now_s)) and latest is not None:
                 song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
             unheard = now_s - song.last_heard_s
             # only while the song's hits are few can another have begun: look for it then
@@ -185,22 +185,28 @@ class NowPlaying:
             return None
         return fresh
 
-    def _beyond_chance(self, song: _Song, session: MatchSession, now_s: float, span_s: float) -> bool:
-        """Whether the song's hits at its offset over the last `span_s` are more than the
-        track's own coincidental hits would put there: these are spread over every offset of
-        the track, so one cell of width 2·tolerance expects n·2·tol / (duration + span) of
-        them (a Poisson tail). Over the recent seconds this keeps a room's noise, which goes
-        on meeting the track's hashes once the music has stopped, from passing for the song;
-        over the whole window it keeps a song heard whose hits come sparsely in a noisy room."""
-        p = self.params
+    def _heard_over_window(self, song: _Song, session: MatchSession, now_s: float) -> bool:
+        """`_beyond_chance` over the whole window: a song whose hits come sparsely in a noisy
+        room stays heard."""
         m = song.match
-        since = max(0.0, now_s - span_s)
-        tol = p.offset_tolerance_s / self.frame_s
+        since = max(0.0, now_s - self.params.window_s)
         in_cell, of_track = session.track_support(m.track.track_id, song.offset_frames, m.speed,
-                                                  since_frame=since / self.frame_s, tolerance_frames=tol)
+                                                  since_frame=since / self.frame_s,
+                                                  tolerance_frames=self.params.offset_tolerance_s / self.frame_s)
+        return self._beyond_chance(song, in_cell, of_track, now_s - since)
+
+    def _beyond_chance(self, song: _Song, in_cell: int, of_track: int, span_s: float) -> bool:
+        """Whether `in_cell` hits at the song's offset over the last `span_s` are more than the
+        track's own coincidental hits (`of_track` in all) would put there: these are spread
+        over every offset of the track, so one cell of width 2·tolerance expects
+        n·2·tol / (duration + span) of them (a Poisson tail). Over the recent seconds this
+        keeps a room's noise, which goes on meeting the track's hashes once the music has
+        stopped, from passing for the song."""
+        p = self.params
         if in_cell < p.min_support:
             return False
-        span = (m.track.duration_s + (now_s - since)) / self.frame_s
+        tol = p.offset_tolerance_s / self.frame_s
+        span = (song.match.track.duration_s + span_s) / self.frame_s
         expected = (of_track - in_cell) * 2.0 * tol / max(span, 2.0 * tol)
         return poisson_tail(in_cell, expected) <= p.heard_p
 
