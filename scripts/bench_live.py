@@ -20,6 +20,12 @@ Phases (each writes bench-out/live/<phase>.json; `report` merges what is there):
 - memory: peak RSS of a fresh process that streams the clean mix from disk through the
   pipeline with the 10-hour catalog; and of `earshot run --input file:... --fast` (the whole
   daemon), whose events are scored too.
+- captures: the clean mix as a sound card delivers it (resampled to 44.1 kHz, two channels),
+  the capture starting at N seeded sample offsets within a second, each fed at full speed:
+  wrong announcements per capture. A capture's alignment to the fingerprint's frames decides
+  which hashes the audio gives, so one real-time hour is one draw: a rule that names a faint
+  recording inside another song in some alignments and not others looks clean in one hour and
+  wrong in the next (it did: tolerance 1, 2026-12-06). N draws, at full speed, in minutes.
 - realtime: the clean mix played with paplay into a private PulseAudio null sink that
   PortAudio sees as ALSA device `vmic` (tests/pulse.py), `earshot run --input mic:vmic`
   listening: overruns and CPU from its health events, latencies from wall-clock times.
@@ -62,7 +68,8 @@ FULL_START_FRACTION = 0.3
 SHORT_SEGMENT_S = 20.0
 OFFSET_TOLERANCE_S = 1.0
 T0 = datetime(2026, 1, 1, tzinfo=UTC)   # the audio clock's origin in the fast runs
-PHASES = ("prepare", "realtime", "fast", "memory", "report")
+PHASES = ("prepare", "realtime", "fast", "captures", "memory", "report")
+CAPTURE_RATE = 44100   # the rate PulseAudio's default sample spec hands the real-time runs
 
 TARGETS = {"cpu_s_per_s": 0.01, "peak_rss_mb": 80.0, "median_latency_clean_s": 4.0,
            "median_latency_room_s": 8.0, "wrong": 0, "overruns": 0}
@@ -390,7 +397,7 @@ class StageTimer:
         setattr(obj, attr, timed)
 
 
-def open_pipeline(catalog_dir: Path, channels: int = 1) -> Any:
+def open_pipeline(catalog_dir: Path, channels: int = 1, rate: int = RATE) -> Any:
     from earshot.catalog import Catalog
     from earshot.config import parse_config
     from earshot.pipeline import Pipeline, audio_clock_stamp
@@ -398,7 +405,7 @@ def open_pipeline(catalog_dir: Path, channels: int = 1) -> Any:
     catalog = Catalog.open(catalog_dir, readonly=True)   # as the service opens it
     # [listen] at its defaults plus EARSHOT_LISTEN__* (--listen), as `earshot run` reads them
     listen = parse_config({}, "the built-in defaults", os.environ).listen
-    return Pipeline(catalog, RATE, channels, listen=listen, stamp=audio_clock_stamp(T0))
+    return Pipeline(catalog, rate, channels, listen=listen, stamp=audio_clock_stamp(T0))
 
 
 def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None = None,
@@ -477,6 +484,55 @@ def phase_fast(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, Any]
         r = feed_fast(Path(plan["wavs"]["clean"]), args.catalog, stages=False)
         result["clean_untimed"] = {k: r[k] for k in ("cpu_s", "cpu_s_per_s", "user_s", "sys_s", "wall_s")}
     return result
+
+
+def feed_capture(wav: str, catalog_dir: str, shift: int) -> dict[str, Any]:
+    """The clean mix as a 44.1 kHz stereo capture that began `shift` samples before the mix:
+    its events, on the mix's clock."""
+    from earshot.audio.resample import resample
+
+    x, rate = sf.read(wav, dtype="float32")
+    x = np.concatenate([np.zeros(shift, np.float32), resample(x, rate, CAPTURE_RATE).astype(np.float32)])
+    pipe = open_pipeline(Path(catalog_dir), channels=2, rate=CAPTURE_RATE)
+    hop = round(HOP_S * CAPTURE_RATE)
+    events: list[Any] = []
+    c0 = time.process_time()
+    for i in range(0, len(x), hop):
+        block = x[i:i + hop]
+        events += pipe.process(np.stack([block, block], axis=1))
+    events += pipe.flush()
+    cpu = time.process_time() - c0
+    pipe.catalog.close()
+    lead = shift / CAPTURE_RATE
+    return {"shift": shift, "cpu_s_per_s": cpu / (len(x) / CAPTURE_RATE),
+            "events": [event_record(e, (e.ts - T0).total_seconds() - lead) for e in events
+                       if e.event in ("match", "now_playing", "song_report")]}
+
+
+def phase_captures(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, Any]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    segments = load_segments(plan)
+    rng = np.random.default_rng(args.seed)
+    shifts = sorted(int(v) for v in rng.integers(0, CAPTURE_RATE, args.captures))
+    wav = str(plan["wavs"]["clean"])
+    runs = []
+    print(f"  {len(shifts)} captures at {CAPTURE_RATE} Hz, {args.jobs} at a time ...", file=sys.stderr)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for r in pool.map(feed_capture, [wav] * len(shifts), [str(args.catalog)] * len(shifts), shifts):
+            sc = score(segments, r.pop("events"), plan["duration_s"])
+            r.update(announced=sc["announced"], catalog_segments=sc["catalog_segments"],
+                     latency_median_s=sc["latency_s"]["median"], latency_p95_s=sc["latency_s"]["p95"],
+                     wrong=sc["wrong"], wrong_list=sc["wrong_list"], missed=sc["missed"],
+                     repeats=sc["repeat_announcements"], premature_ends=len(sc["premature_ends"]))
+            runs.append(r)
+            print(f"    shift {r['shift']}: median {fmt(r['latency_median_s'])} s, wrong {r['wrong']}, "
+                  f"missed {r['missed']}", file=sys.stderr)
+    lat = [r["latency_median_s"] for r in runs if r["latency_median_s"] is not None]
+    return {"rate": CAPTURE_RATE, "channels": 2, "runs": runs,
+            "wrong_total": sum(r["wrong"] for r in runs),
+            "captures_with_wrong": sum(1 for r in runs if r["wrong"]),
+            "latency_median_s": {"min": min(lat, default=None), "median": pct(lat, 50), "max": max(lat, default=None)}}
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -725,11 +781,12 @@ def fmt(v: Any, digits: int = 2, unit: str = "") -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    plan, fast, mem, rt = (report.get(k) or {} for k in ("prepare", "fast", "memory", "realtime"))
+    plan, fast, mem, rt, caps = (report.get(k) or {} for k in ("prepare", "fast", "memory", "realtime", "captures"))
     cat = plan.get("catalog", {})
     lines = ["# Live listener benchmark (issue 4)", "",
-             "Code: " + ", ".join(f"{k} {v['code']}" for k, v in (("full speed", fast), ("memory", mem),
-                                                                 ("real time", rt)) if v.get("code")), ""]
+             "Code: " + ", ".join(f"{k} {v['code']}" for k, v in (("full speed", fast), ("captures", caps),
+                                                                 ("memory", mem), ("real time", rt))
+                                 if v.get("code")), ""]
     if plan:
         c = plan["counts"]
         lines += [
@@ -766,6 +823,27 @@ def render(report: dict[str, Any]) -> str:
                                 if k in s["end_latency_s"] else "–"))
         row("ended while the song still played", lambda s: str(len(s["premature_ends"])))
         lines.append("")
+    if caps.get("runs"):
+        runs = caps["runs"]
+        lat = caps["latency_median_s"]
+        lines += [f"Captures: the clean hour at {caps['rate']} Hz, two channels, from {len(runs)} sample offsets "
+                  "(seeded), full speed.", "",
+                  "| captures | |", "|---|---|",
+                  f"| wrong announcements (captures with any) | {caps['wrong_total']} ({caps['captures_with_wrong']} "
+                  f"of {len(runs)}) |",
+                  f"| catalog segments announced, fewest | {min(r['announced'] for r in runs)}/"
+                  f"{runs[0]['catalog_segments']} |",
+                  f"| latency median per capture, min / median / max (s) | {fmt(lat['min'])} / {fmt(lat['median'])} / "
+                  f"{fmt(lat['max'])} |",
+                  f"| repeat announcements / songs ended while playing, all captures | "
+                  f"{sum(r['repeats'] for r in runs)} / {sum(r['premature_ends'] for r in runs)} |", ""]
+        wrongs = [(r["shift"], w) for r in runs for w in r["wrong_list"]]
+        if wrongs:
+            lines.append("Wrong announcements, captures:")
+            lines += [f"- offset {shift}: at {w['t']:.1f} s ({w['into_segment_s']} s into segment {w['segment']}, "
+                      f"playing {w['playing']}): announced {w['announced']} — {w['kind']}" + shared_note(w)
+                      for shift, w in wrongs]
+            lines.append("")
     if fast:
         lines += ["| CPU, full speed | clean | room |", "|---|---|---|"]
         cl, ro = fast.get("clean") or {}, fast.get("room") or {}
@@ -834,7 +912,7 @@ def render(report: dict[str, Any]) -> str:
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    fast, mem, rt = (report.get(k) or {} for k in ("fast", "memory", "realtime"))
+    fast, mem, rt, caps = (report.get(k) or {} for k in ("fast", "memory", "realtime", "captures"))
 
     def add(name: str, value: Any, limit: float) -> None:
         if value is not None:
@@ -849,6 +927,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         if s:
             add(f"median announcement latency, {cond} ≤ {limit:g} s", s["latency_s"]["median"], limit)
             add(f"wrong announcements, {cond} = 0", s["wrong"], 0)
+    if caps.get("runs"):
+        add(f"wrong announcements, {len(caps['runs'])} captures at {caps['rate']} Hz = 0", caps["wrong_total"], 0)
     if rt.get("score"):
         add("wrong announcements, real time = 0", rt["score"]["wrong"], 0)
         add("overruns at real time = 0", rt.get("overruns"), 0)
@@ -857,7 +937,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def phase_report(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {}
-    for phase in ("prepare", "fast", "memory", "realtime"):
+    for phase in ("prepare", "fast", "captures", "memory", "realtime"):
         f = LIVE / f"{phase}.json"
         if f.exists():
             report[phase] = json.loads(f.read_text())
@@ -901,6 +981,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conditions", default="clean,room")
     ap.add_argument("--realtime-minutes", type=float, default=60.0)
     ap.add_argument("--health-interval", type=float, default=10.0)
+    ap.add_argument("--captures", type=int, default=8, help="capture offsets in the captures phase")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="captures fed at once (processes)")
     ap.add_argument("--tail-s", type=float, default=20.0, help="listening after the playback ends")
     ap.add_argument("--profile", action="store_true", help="cProfile the full-speed runs (bench-out/live/profile-*.txt)")
     ap.add_argument("--no-plain-check", dest="plain_check", action="store_false",
@@ -937,7 +1020,8 @@ def main(argv: list[str] | None = None) -> int:
     LIVE.mkdir(parents=True, exist_ok=True)
     plan = phase_prepare(args) if "prepare" in phases else json.loads((LIVE / "playlist.json").read_text())
     (LIVE / "prepare.json").write_text(json.dumps(plan, indent=1))
-    for phase, fn in (("realtime", phase_realtime), ("fast", phase_fast), ("memory", phase_memory)):
+    for phase, fn in (("realtime", phase_realtime), ("fast", phase_fast), ("captures", phase_captures),
+                      ("memory", phase_memory)):
         if phase in phases:
             t0, code = time.perf_counter(), code_version()
             result = fn(args, plan)
