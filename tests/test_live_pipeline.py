@@ -201,9 +201,9 @@ def test_live_time_tolerance_is_the_listen_setting(catalog):
         session = Pipeline(cat, RATE, 1, listen=ListenSection(**listen)).session
         return {s: session.query_hash_params(s).dt_tolerance for s in (1.0, 0.97, 1.03)}
 
-    # by default only the nominal-speed hypothesis takes it ('all': every one; 0: none)
-    assert tolerances() == tolerances(time_tolerance=1) == {1.0: 1.0, 0.97: 0.0, 1.03: 0.0}
-    assert tolerances(time_tolerance=0) == {1.0: 0.0, 0.97: 0.0, 1.03: 0.0}
+    # off by default; when on, only the nominal-speed hypothesis takes it ('all': every one)
+    assert tolerances(time_tolerance=1) == {1.0: 1.0, 0.97: 0.0, 1.03: 0.0}
+    assert tolerances() == tolerances(time_tolerance=0) == {1.0: 0.0, 0.97: 0.0, 1.03: 0.0}
     assert tolerances(time_tolerance=1, time_tolerance_speeds="all") == {1.0: 1.0, 0.97: 1.0, 1.03: 1.0}
     assert cat.params.query_hash.dt_tolerance == 1.0      # identify's queries keep theirs
 

@@ -94,11 +94,12 @@ class ListenSection(Section):
                                 "(talking over it for less keeps it playing)")
     query_fanout: int = Field(6, ge=3, le=12, description="pairs hashed per live query peak: more finds "
                               "a damaged song sooner for more CPU and evidence memory (`identify` uses 6)")
-    time_tolerance: int = Field(1, ge=0, le=2, description="frames (16 ms) by which live query hashes may "
+    time_tolerance: int = Field(0, ge=0, le=2, description="frames (16 ms) by which live query hashes may "
                                 "miss a pair's time gap: 1 recognises sooner in reverberant, noisy rooms "
-                                "(with rarity_weight 16: room median 21 / 17 / 33 -> 12 / 13 / 11 s on three hours "
-                                "of the hour benchmark) for about 20 % more CPU and 20 MB more memory; "
-                                "0: exact gaps (`identify` always uses 1)")
+                                "(room median 19.8 -> 12.1 s on the hour benchmark) but, from some capture "
+                                "alignments, names a faint recording that another song mixes in (9 of 28 clean "
+                                "hours captured at 44.1 kHz; 0 of 28 at 0), for about 20 % more CPU and memory "
+                                "(`identify` always uses 1)")
     time_tolerance_speeds: Literal["nominal", "all"] = Field(
         "nominal", description="which speed hypotheses take the time tolerance: 'nominal' (songs at "
         "their own speed; about +20 % CPU at 1) or 'all' (also decks and streams off speed; about twice the CPU)")

@@ -80,11 +80,12 @@ class Pipeline:
         self.resampler = Resampler(self.sample_rate, self.params.sample_rate)
         self.peaks = PeakStream(self.params.query_peaks)
         speeds = DEFAULT_SPEEDS if recognition.speed_search else (1.0,)
-        # the nominal hypothesis hashes every gap within ±1 frame and hits weigh by how rare
-        # their hash is, as `identify`'s do: together they cut the room's median latency
-        # 21 / 17 / 33 -> 12 / 13 / 11 s on three hours of the hour benchmark (+20 % CPU, +20 MB);
-        # the tolerance alone had named, in the whole hour in real time, a recording an
-        # unknown song mixes in (README, live listener). On every speed hypothesis ("all")
+        # hits weigh by how rare their hash is, as `identify`'s do; live queries hash exact
+        # time gaps unless told otherwise. `identify`'s ±1 frame tolerance on the nominal
+        # hypothesis cuts the room's median latency (19.8 -> 12.1 s on the hour benchmark), but
+        # a capture's alignment to the frames decides which hashes it gives, and from 9 of 28
+        # alignments of three clean hours it named a faint recording an unknown song mixes in
+        # (0 of 28 with exact gaps; README, live listener). On every speed hypothesis ("all")
         # the tolerance doubles the CPU.
         everywhere = listen.time_tolerance_speeds == "all"
         live = replace(self.params, query_hash=replace(
