@@ -2,7 +2,7 @@
 """Benchmark of the live listener (issue 4, point 8): an hour of real music with a song change
 every few minutes, fed at full speed and in real time through a virtual microphone.
 
-    .venv/bin/python scripts/bench_live.py                        # everything (~1 h 20 min)
+    .venv/bin/python scripts/bench_live.py                        # everything (~1 h 25 min)
     .venv/bin/python scripts/bench_live.py --phases prepare,fast,memory,report
     .venv/bin/python scripts/bench_live.py --phases realtime --realtime-minutes 10
 
@@ -371,6 +371,11 @@ def event_record(e: Any, t: float) -> dict[str, Any]:
 
 
 # -- full speed ----------------------------------------------------------------------------
+STAGE_ORDER = ("loudness meter (C)", "resample to the fingerprint rate (C)", "spectral peaks (C)",
+               "matcher.add_peaks: hash, lookup, hits", "evaluation (2/s): NowPlaying + evict",
+               "  of which NowPlaying.update (scoring)", "  catalog.lookup (LMDB), within the two above",
+               "loudness events", "glue (process() outside the stages)")
+
 class StageTimer:
     """Thread CPU time spent in wrapped methods (re-entrant calls counted once)."""
 
@@ -421,7 +426,7 @@ def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None =
         timer.wrap(pipe.resampler, "process", "resample to the fingerprint rate (C)")
         timer.wrap(pipe.peaks, "process", "spectral peaks (C)")
         timer.wrap(pipe.session, "add_peaks", "matcher.add_peaks: hash, lookup, hits")
-        timer.wrap(pipe.session.catalog, "lookup", "  of which catalog.lookup (LMDB)")
+        timer.wrap(pipe.session.catalog, "lookup", "  catalog.lookup (LMDB), within the two above")
         timer.wrap(pipe, "_evaluate", "evaluation (2/s): NowPlaying + evict")
         timer.wrap(pipe.nowplaying, "update", "  of which NowPlaying.update (scoring)")
         timer.wrap(pipe, "loudness_event", "loudness events")
@@ -855,7 +860,7 @@ def render(report: dict[str, Any]) -> str:
                      f"{fmt(cl.get('sys_s', 0) / max(cl.get('audio_s', 1), 1), 4)} | "
                      f"{fmt(ro.get('user_s', 0) / max(ro.get('audio_s', 1), 1), 4)} / "
                      f"{fmt(ro.get('sys_s', 0) / max(ro.get('audio_s', 1), 1), 4)} |")
-        for k in (cl.get("stages_s_per_s") or {}):
+        for k in sorted(cl.get("stages_s_per_s") or {}, key=lambda k: STAGE_ORDER.index(k) if k in STAGE_ORDER else 99):
             lines.append(f"| stage: {k} | {fmt(cl['stages_s_per_s'][k], 5)} | "
                          f"{fmt((ro.get('stages_s_per_s') or {}).get(k), 5)} |")
         lines.append("")
