@@ -19,11 +19,12 @@ position is the catalog offset plus the audio time elapsed (times the speed foun
 stays `playing` across a few seconds without evidence (someone talking over it). It ends when
 it has not been heard for `lost_after_s`, sooner when the room has gone quiet, or at once
 when another song is recognised surely while this one is no longer heard. "Heard" means its
-hits at its own offset are more than the track's own background of coincidental hits would put
-in one cell (a Poisson tail, `heard_p`): at least `min_support` in the last seconds, or, in a
-noisy room where they come sparsely, over the window. A count alone is not enough: a room's
-noise goes on meeting a track's hashes after the music stops, a few hits every few seconds
-in any cell of a track with many postings.
+hits at its own offset are at least `min_support` in the last seconds or, in a noisy room
+where they come sparsely, more over the window than the track's own background of
+coincidental hits would put in one cell (a Poisson tail, `heard_p`). With time-tolerant
+hashes (`recent_beyond_chance`) the recent count must beat that background too: a room's
+noise then goes on meeting a track's hashes after the music stops, a few hits every few
+seconds in any cell of a track with many postings.
 
 Pure logic: it reads a MatchSession and the caller's notion of "quiet", and returns events.
 Times are seconds of audio since the stream began; `stamp` turns them into wall-clock times.
@@ -52,6 +53,7 @@ class NowPlayingParams:
     recent_s: float = 3.0          # evidence that a playing song is still heard
     min_support: int = 3           # hits at the song's offset within recent_s
     heard_p: float = 1e-3          # or over the window, this unlikely to be coincidence
+    recent_beyond_chance: bool = True  # the recent hits must also be this unlikely (see update)
     lost_after_s: float = 10.0     # a playing song unheard this long has ended
     quiet_end_s: float = 3.0       # ... or this long when the room is quiet
     speeds_per_evaluation: int = 2  # off-nominal speed hypotheses scored per evaluation
@@ -144,8 +146,14 @@ class NowPlaying:
                 since_frame=recent / self.frame_s, tolerance_frames=p.offset_tolerance_s / self.frame_s,
             )
             heard = count >= p.min_support
-            if (heard and self._beyond_chance(song, count, of_track, now_s - recent)
-                    or self._heard_over_window(song, session, now_s)) and latest is not None:
+            # with time-tolerant hashes a room's noise meets a track's hashes three times as
+            # often, and `min_support` hits in a few seconds come by chance in a cell of a track
+            # with many postings: then they must beat the track's background as well. With
+            # exact gaps that test ends songs still playing in a noisy room (hours 1 / 7 / 13:
+            # 16 early ends instead of 9), so the count suffices there
+            recent_ok = heard and (not p.recent_beyond_chance
+                                   or self._beyond_chance(song, count, of_track, now_s - recent))
+            if (recent_ok or self._heard_over_window(song, session, now_s)) and latest is not None:
                 song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
             unheard = now_s - song.last_heard_s
             # only while the song's hits are few can another have begun: look for it then

@@ -99,7 +99,8 @@ class Pipeline:
         self.nowplaying = NowPlaying(
             frame_s=self.frame_s, stamp=stamp,
             params=NowPlayingParams(max_p=max(1e-12, 1.0 - listen.min_confidence),
-                                    window_s=listen.window_s, lost_after_s=listen.lost_after_s),
+                                    window_s=listen.window_s, lost_after_s=listen.lost_after_s,
+                                    recent_beyond_chance=listen.time_tolerance > 0),
         )
         self.stats = PipelineStats()
         self._next_eval = EVAL_INTERVAL_S
