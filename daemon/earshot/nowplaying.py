@@ -15,7 +15,8 @@ happens to resemble a catalog track goes on resembling it for as long as it is i
 on the same evidence; its fresh evidence pointed elsewhere).
 
 A song is announced once (a `match` event) when it enters `playing`; while it plays its
-position is the catalog offset plus the audio time elapsed (times the speed found), and it
+position is the catalog offset plus the audio time elapsed (times the speed found), the
+offset following the song's recent hits (a deck between two speed hypotheses drifts), and it
 stays `playing` across a few seconds without evidence (someone talking over it). It ends when
 it has not been heard for `lost_after_s`, sooner when the room has gone quiet, or at once
 when another song is recognised surely while this one is no longer heard. "Heard" means its
@@ -155,6 +156,8 @@ class NowPlaying:
                                    or self._beyond_chance(song, count, of_track, now_s - recent))
             if (recent_ok or self._heard_over_window(song, session, now_s)) and latest is not None:
                 song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
+            if heard:
+                self._follow_drift(song, session, recent / self.frame_s)
             unheard = now_s - song.last_heard_s
             # only while the song's hits are few can another have begun: look for it then
             other = None if heard or quiet else sure(self._rotation(session), (song.match.track.track_id, math.inf))
@@ -192,6 +195,23 @@ class NowPlaying:
         if fresh is None or fresh.score < self.params.min_support or not self._same(fresh, song, now_s):
             return None
         return fresh
+
+    def _follow_drift(self, song: _Song, session: MatchSession, since_frame: float) -> None:
+        """Keep the song's offset on its recent hits. A song played between two speed
+        hypotheses (a deck 4 % slow, between 0.955 and 0.97) drifts off the offset it was
+        announced at by up to 0.0075 s a second, out of the ±0.25 s it is looked for in
+        within a minute; it was then ended and announced again, over and over. The recent
+        hits on either half of the cell move the offset towards the busier half, by at most
+        one frame an evaluation (a drift needs a quarter of one): a song heard evenly around
+        its offset stays put."""
+        m = song.match
+        half = self.params.offset_tolerance_s / self.frame_s / 2.0
+        left, _, _ = session.support(m.track.track_id, song.offset_frames - half, m.speed,
+                                     since_frame=since_frame, tolerance_frames=half)
+        right, _, _ = session.support(m.track.track_id, song.offset_frames + half, m.speed,
+                                      since_frame=since_frame, tolerance_frames=half)
+        if left + right >= self.params.min_support:
+            song.offset_frames += max(-1.0, min(1.0, (right - left) / (right + left) * half / 2.0))
 
     def _heard_over_window(self, song: _Song, session: MatchSession, now_s: float) -> bool:
         """`_beyond_chance` over the whole window: a song whose hits come sparsely in a noisy
