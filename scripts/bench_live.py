@@ -413,6 +413,20 @@ def open_pipeline(catalog_dir: Path, channels: int = 1, rate: int = RATE) -> Any
     return Pipeline(catalog, rate, channels, listen=listen, stamp=audio_clock_stamp(T0))
 
 
+def feed(pipe: Any, frames: np.ndarray, hop: int) -> list[Any]:
+    """A (frames, channels) signal through the pipeline hop by hop, then flushed: its events."""
+    events: list[Any] = []
+    for i in range(0, len(frames), hop):
+        events += pipe.process(frames[i:i + hop])
+    return events + pipe.flush()
+
+
+def recorded(events: list[Any], lead_s: float = 0.0) -> list[dict[str, Any]]:
+    """The events scoring reads, on the mix's clock (`lead_s`: audio heard before the mix began)."""
+    return [event_record(e, (e.ts - T0).total_seconds() - lead_s) for e in events
+            if e.event in ("match", "now_playing", "song_report")]
+
+
 def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None = None,
               limit_s: float | None = None) -> dict[str, Any]:
     x, rate = sf.read(str(wav), dtype="float32")
@@ -431,7 +445,6 @@ def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None =
         timer.wrap(pipe.nowplaying, "update", "  of which NowPlaying.update (scoring)")
         timer.wrap(pipe, "loudness_event", "loudness events")
     hop = round(HOP_S * RATE)
-    events: list[Any] = []
     prof = None
     if profile is not None:
         import cProfile
@@ -439,9 +452,7 @@ def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None =
     ru0, c0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
     if prof:
         prof.enable()
-    for i in range(0, len(x), hop):
-        events += pipe.process(x[i:i + hop].reshape(-1, 1))
-    events += pipe.flush()
+    events = feed(pipe, x[:, None], hop)
     if prof:
         prof.disable()
     c1, w1, ru1 = time.process_time(), time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
@@ -466,8 +477,7 @@ def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None =
         prof.dump_stats(str(profile))
         with open(str(profile) + ".txt", "w") as fh:
             pstats.Stats(prof, stream=fh).sort_stats("tottime").print_stats(30)
-    out["events"] = [event_record(e, (e.ts - T0).total_seconds()) for e in events
-                     if e.event in ("match", "now_playing", "song_report")]
+    out["events"] = recorded(events)
     out["event_counts"] = dict(Counter(e.event for e in events))
     pipe.catalog.close()
     return out
@@ -499,19 +509,12 @@ def feed_capture(wav: str, catalog_dir: str, shift: int) -> dict[str, Any]:
     x, rate = sf.read(wav, dtype="float32")
     x = np.concatenate([np.zeros(shift, np.float32), resample(x, rate, CAPTURE_RATE).astype(np.float32)])
     pipe = open_pipeline(Path(catalog_dir), channels=2, rate=CAPTURE_RATE)
-    hop = round(HOP_S * CAPTURE_RATE)
-    events: list[Any] = []
     c0 = time.process_time()
-    for i in range(0, len(x), hop):
-        block = x[i:i + hop]
-        events += pipe.process(np.stack([block, block], axis=1))
-    events += pipe.flush()
+    events = feed(pipe, np.broadcast_to(x[:, None], (len(x), 2)), round(HOP_S * CAPTURE_RATE))
     cpu = time.process_time() - c0
     pipe.catalog.close()
-    lead = shift / CAPTURE_RATE
     return {"shift": shift, "cpu_s_per_s": cpu / (len(x) / CAPTURE_RATE),
-            "events": [event_record(e, (e.ts - T0).total_seconds() - lead) for e in events
-                       if e.event in ("match", "now_playing", "song_report")]}
+            "events": recorded(events, shift / CAPTURE_RATE)}
 
 
 def phase_captures(args: argparse.Namespace, plan: dict[str, Any]) -> dict[str, Any]:

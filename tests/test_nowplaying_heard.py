@@ -2,8 +2,9 @@
 offset must beat the track's own coincidence rate, not merely reach a count: a noisy room
 goes on meeting a track's hashes after the music stops, a few hits every few seconds in any
 cell of a track with many postings. With exact gaps (the live default) the count suffices:
-the same test there ended songs still playing in noisy rooms. The state machine is driven here by a session whose evidence the test sets, so
-the rule is tested on its own; the pipeline tests drive it with real audio."""
+the same test there ended songs still playing in noisy rooms. The state machine is driven
+here by a session whose evidence the test sets, so the rule is tested on its own; the
+pipeline tests drive it with real audio."""
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 

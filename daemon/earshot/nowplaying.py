@@ -157,7 +157,7 @@ class NowPlaying:
             if (recent_ok or self._heard_over_window(song, session, now_s)) and latest is not None:
                 song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
             if heard:
-                self._follow_drift(song, session, recent / self.frame_s)
+                self._follow_drift(song, session, recent / self.frame_s, count)
             unheard = now_s - song.last_heard_s
             # only while the song's hits are few can another have begun: look for it then
             other = None if heard or quiet else sure(self._rotation(session), (song.match.track.track_id, math.inf))
@@ -196,22 +196,22 @@ class NowPlaying:
             return None
         return fresh
 
-    def _follow_drift(self, song: _Song, session: MatchSession, since_frame: float) -> None:
-        """Keep the song's offset on its recent hits. A song played between two speed
-        hypotheses (a deck 4 % slow, between 0.955 and 0.97) drifts off the offset it was
-        announced at by up to 0.0075 s a second, out of the ±0.25 s it is looked for in
-        within a minute; it was then ended and announced again, over and over. The recent
-        hits on either half of the cell move the offset towards the busier half, by at most
-        one frame an evaluation (a drift needs a quarter of one): a song heard evenly around
-        its offset stays put."""
+    def _follow_drift(self, song: _Song, session: MatchSession, since_frame: float, in_cell: int) -> None:
+        """Keep the song's offset on its recent hits (`in_cell` of them in its cell since
+        `since_frame`). A song played between two speed hypotheses (a deck 4 % slow, between
+        0.955 and 0.97) drifts off the offset it was announced at by up to 0.0075 s a second,
+        out of the ±0.25 s it is looked for in within a minute; it was then ended and announced
+        again, over and over. The recent hits on either half of the cell move the offset
+        towards the busier half, by at most one frame an evaluation (a drift needs a quarter
+        of one): a song heard evenly around its offset stays put. One pass counts the lower
+        half; the upper half is the rest of the cell."""
         m = song.match
         half = self.params.offset_tolerance_s / self.frame_s / 2.0
         left, _, _ = session.support(m.track.track_id, song.offset_frames - half, m.speed,
                                      since_frame=since_frame, tolerance_frames=half)
-        right, _, _ = session.support(m.track.track_id, song.offset_frames + half, m.speed,
-                                      since_frame=since_frame, tolerance_frames=half)
-        if left + right >= self.params.min_support:
-            song.offset_frames += max(-1.0, min(1.0, (right - left) / (right + left) * half / 2.0))
+        right = in_cell - left
+        if in_cell >= self.params.min_support:
+            song.offset_frames += max(-1.0, min(1.0, (right - left) / in_cell * half / 2.0))
 
     def _heard_over_window(self, song: _Song, session: MatchSession, now_s: float) -> bool:
         """`_beyond_chance` over the whole window: a song whose hits come sparsely in a noisy
