@@ -280,6 +280,7 @@ typedef struct {
  * the null maxima are at most m <= n), the tracks, the counts, each block's largest window. */
 typedef struct {
     long long n_tracks, cells, blocks, need, n_hist;
+    long long t_ref_max;   /* the largest t_ref stored (see int_shift) */
     dense_track *tab;
     unsigned char *cnt;
     unsigned int *bmax, *hist;
@@ -334,10 +335,12 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
     const double inv_bin = exact_reciprocal(bin_frames);
     const long long budget = method == ES_EV_DENSE ? (1LL << 40) : DENSE_CELLS_PER_HIT * n;
     long long c = 0, b = 0;
+    d->t_ref_max = -1;
     for (long long t = 0; t < n_tracks; t++) {
         dense_track *e = tab + t;
         if (e->base < 0)
             continue;
+        d->t_ref_max = e->base > d->t_ref_max ? e->base : d->t_ref_max;
         double off_lo = (double)e->origin - q_hi, off_hi = (double)e->base - q_lo;
         long long lo, hi;
         if (!floor_bin(in_bins(off_lo, inv_bin, bin_frames), &lo) ||
@@ -364,6 +367,74 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
     return ES_EV_OK;
 }
 
+/* Offset bins in integers where that is exact: with bin_frames = 2^shift and an integer
+ * t_ref, floor((t_ref - q) / bin_frames) = (t_ref - ceil(q)) >> shift (no multiple of
+ * bin_frames lies strictly between two integers), and the double arithmetic of the float
+ * path (and of the numpy reference) computes that same floor when t_ref - q is exact in a
+ * double: t_ref < 2^29 and q a float (run_t) with |q| >= 1 (its lowest bit >= 2^-23) or
+ * integral (run_exact_int). Returns the shift, or -1: bins in floating point. */
+static int int_shift(double bin_frames, long long t_ref_max)
+{
+    if (t_ref_max < 0 || t_ref_max >= (1LL << 29))
+        return -1;
+    for (int s = 0; s < 16; s++)
+        if (bin_frames == (double)(1 << s))
+            return s;
+    return -1;
+}
+
+static int run_exact_int(double q)
+{
+    const double a = fabs(q);
+    return a < 1099511627776.0 && (a >= 1.0 || q == floor(q));   /* |q| < 2^40: ceil fits */
+}
+
+/* One kept run's hits counted into the dense array with integer bins (see int_shift; cq =
+ * ceil(q)); returns their weight, adds their number to *kept, sets *over on a count past
+ * 255 or a bin outside the plan. In batches: where each hit counts first (prefetched),
+ * then the counts, so that their cache misses overlap (a live window's counts are ~1.3 MB,
+ * read at random: ~8 % faster scoring than one loop). */
+static long long count_run_int(const unsigned int *track, const unsigned int *t_ref, const kept_run *run,
+                               long long cq, int shift, int block_bins, const dense_track *tab,
+                               unsigned char *cnt, unsigned int *over, long long *kept)
+{
+    enum { BATCH = 64 };
+    const long long left_out = run->left_out, bin_int = 1LL << shift;
+    long long weight = 0, skipped = 0;
+    unsigned int ov = 0;
+    long long at[BATCH];
+    unsigned int wt[BATCH];
+    for (long long i0 = run->begin; i0 < run->end; i0 += BATCH) {
+        const int len = run->end - i0 < BATCH ? (int)(run->end - i0) : BATCH;
+        /* where each hit counts, first (the counts' cache misses then overlap) */
+        int k = 0;
+        for (int j = 0; j < len; j++) {
+            const unsigned int word = track[i0 + j], id = hit_track(word);
+            if ((long long)id == left_out)
+                continue;
+            const dense_track *e = tab + id;
+            const unsigned long long rel = (unsigned long long)((long long)t_ref[i0 + j] - cq - e->origin * bin_int);
+            if (rel >= ((unsigned long long)(e->blocks * block_bins) << shift)) {   /* never: planned */
+                ov = 1;
+                continue;
+            }
+            at[k] = e->base + (long long)(rel >> shift);
+            __builtin_prefetch(cnt + at[k], 1);
+            wt[k++] = hit_weight(word);
+        }
+        skipped += len - k;
+        for (int j = 0; j < k; j++) {
+            const unsigned int v = cnt[at[j]] + wt[j];
+            cnt[at[j]] = (unsigned char)v;
+            ov |= v > 255;
+            weight += wt[j];
+        }
+    }
+    *over |= ov;
+    *kept += run->end - run->begin - skipped;
+    return weight;
+}
+
 /* The dense method: counts in an array of bins per track, each block's bins contiguous;
  * windows and block maxima are then short scans, and nothing is sorted or stored per hit.
  * Same results as score_sorted. Returns ES_EV_OK, ES_EV_EMPTY as es_ev_score, or 1 when the
@@ -385,7 +456,13 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
     long long m = 0, weight = 0;
     kept_runs k = kept_runs_of(hits, since, mute_track, mute_before);
     kept_run run;
+    const int shift = int_shift(bin_frames, L.t_ref_max);
     while (next_kept_run(&k, &run)) {
+        if (shift >= 0 && run_exact_int(run.q)) {
+            weight += count_run_int(track, t_ref, &run, (long long)ceil(run.q), shift, block_bins,
+                                    L.tab, L.cnt, &over, &m);
+            continue;
+        }
         for (long long i = run.begin; i < run.end; i++) {
             const unsigned int word = track[i], id = hit_track(word);
             if ((long long)id == run.left_out)

@@ -32,7 +32,7 @@ class Evidence:
     def track_support(self, track_id, offset_frames, speed, since_frame=None, tolerance_frames=4.0):
         return self.in_cell, self.of_track
 
-    def best(self, since_frame=None, mute=None, speeds=None):
+    def best(self, since_frame=None, mute=None, speeds=None, max_p=None):
         return None          # no other song
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -316,9 +316,10 @@ class Scorer:
         self.last_method = ""   # the method of the last scoring: "sort" or "dense"
 
     def best_cell(self, window: EvidenceWindow, since: float | None,
-                  mute: tuple[int, float] | None) -> CellScore | None:
+                  mute: tuple[int, float] | None, offsets: bool = True) -> CellScore | None:
         """The best cell of the hits with t_q >= since, the muted (track, t_q before) left
-        out; None when no hit is left."""
+        out; None when no hit is left. offsets=False leaves the cell's offsets empty (a
+        second pass over the hits; `cell_offsets` gives them later, on the same window)."""
         runs, bound = window.since(since)
         if runs.n == 0:
             return None
@@ -336,14 +337,22 @@ class Scorer:
         if r.dense_need > len(work):
             _want_dense(int(r.dense_need))
         self.last_method = "dense" if r.method == lib.ES_EV_DENSE else "sort"
-        offsets = np.empty(int(r.count), np.float64)   # hits weigh at least 1: room for all
-        found = lib.es_ev_cell_offsets(runs.hits, bound, mute_track, mute_before, self.bin_frames,
-                                       self.window_bins, r.track, r.bin,
-                                       ffi.cast("double *", ffi.from_buffer(offsets)), len(offsets))
-        offsets = offsets[:found]
-        return CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
+        cell = CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
                          k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), weight=int(r.weight),
-                         hits=int(r.kept), offsets=offsets)
+                         hits=int(r.kept), offsets=np.empty(0, np.float64))
+        return replace(cell, offsets=self.cell_offsets(window, since, mute, cell)) if offsets else cell
+
+    def cell_offsets(self, window: EvidenceWindow, since: float | None, mute: tuple[int, float] | None,
+                     cell: CellScore) -> np.ndarray:
+        """t_ref - t_q of the hits in `cell` (as `best_cell` found it on this window, filtered
+        alike): one per hit, whatever its weight."""
+        runs, bound = window.since(since)
+        mute_track, mute_before = (-1, 0.0) if mute is None else (int(mute[0]), float(mute[1]))
+        offsets = np.empty(cell.count, np.float64)   # hits weigh at least 1: room for all
+        found = lib.es_ev_cell_offsets(runs.hits, bound, mute_track, mute_before, self.bin_frames,
+                                       self.window_bins, cell.track, cell.bin,
+                                       ffi.cast("double *", ffi.from_buffer(offsets)), len(offsets))
+        return offsets[:found]
 
 
 class PostingRuns:

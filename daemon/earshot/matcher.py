@@ -295,30 +295,39 @@ class MatchSession:
         return track
 
     def best(self, since_frame: float | None = None, mute: tuple[int, float] | None = None,
-             speeds: tuple[float, ...] | None = None) -> Match | None:
+             speeds: tuple[float, ...] | None = None, max_p: float | None = None) -> Match | None:
         """The best-supported track over all speed hypotheses tried (or None).
 
         `since_frame` limits the evidence to query anchors at or after that frame;
         `mute=(track, frame)` leaves out that track's evidence before that frame (inf: all
         of it), e.g. a song that has just ended, or the one playing (is another starting?).
         `speeds` scores only those hypotheses now; the p-value is still corrected for every
-        hypothesis hashed, since a caller may look at the others another time."""
+        hypothesis hashed, since a caller may look at the others another time. `max_p`: None
+        as well when the best is less sure than this (then its place is not worked out: a
+        second pass over the cell's hits, most evaluations' only use of them)."""
         tried = [s for s in self.speeds if self._hits[s].query_hashes]
         scored = tried if speeds is None else [s for s in speeds if s in tried]
-        found = [m for m in (self._best_for_speed(s, since_frame, len(tried), mute) for s in scored)
-                 if m is not None]
-        if not found:
+        cells = [c for c in (self._scored(s, since_frame, len(tried), mute) for s in scored) if c is not None]
+        if not cells:
             return None
-        best = min(found, key=lambda m: m.p_value)
+        lead = min(cells, key=lambda c: c.p_value)   # the first of equals, in the order scored
+        if max_p is not None and lead.p_value > max_p:
+            return None
+        best = self._as_match(lead)
         if self.claim_tolerance_s > 0.0:
+            # only hypotheses naming the same track can be one claim with it
+            found = [best if c is lead else self._as_match(c) for c in cells
+                     if c.track.track_id == lead.track.track_id]
             best = one_claim(best, found, self._frames_final * self.params.frame_seconds,
                              self.claim_tolerance_s)
         return best
 
-    def _best_for_speed(self, speed: float, since: float | None, n_speeds: int,
-                        mute: tuple[int, float] | None = None) -> Match | None:
-        cell = self._cell(speed, None if since is None else since * speed,
-                          None if mute is None else (mute[0], mute[1] * speed))
+    def _scored(self, speed: float, since: float | None, n_speeds: int,
+                mute: tuple[int, float] | None = None) -> _Scored | None:
+        """One hypothesis' best cell and its p-value, corrected for `n_speeds` hypotheses."""
+        since_here = None if since is None else since * speed
+        mute_here = None if mute is None else (mute[0], mute[1] * speed)
+        cell = self._cell(speed, since_here, mute_here)
         if cell is None:
             return None
         tr = self._track(cell.track)
@@ -328,23 +337,58 @@ class MatchSession:
         # hits' mean weight (a small catalog's hashes are nearly all rare, weighing ~16)
         floor = BETA_FLOOR * cell.weight / max(1, cell.hits)
         log_p = tail_log_p(cell.count, cell.k, cell.u, cell.top_sum, floor) + math.log(n_speeds)
-        p = math.exp(min(0.0, log_p))
-        offset_frames = float(np.median(cell.offsets))
+        return _Scored(speed, since_here, mute_here, cell, tr, math.exp(min(0.0, log_p)))
+
+    def _as_match(self, c: _Scored) -> Match:
+        """The match a scored hypothesis names: its place is the median offset of the cell's hits."""
+        offsets = self._cell_offsets(c)
+        offset_frames = float(np.median(offsets))
         return Match(
-            track=tr, offset_s=offset_frames * self.params.frame_seconds,
-            confidence=1.0 - p, score=len(cell.offsets), speed=speed, p_value=p,   # hits, not weights
+            track=c.track, offset_s=offset_frames * self.params.frame_seconds,
+            confidence=1.0 - c.p_value, score=len(offsets), speed=c.speed, p_value=c.p_value,   # hits, not weights
         )
 
+    def _best_for_speed(self, speed: float, since: float | None, n_speeds: int,
+                        mute: tuple[int, float] | None = None) -> Match | None:
+        c = self._scored(speed, since, n_speeds, mute)
+        return None if c is None else self._as_match(c)
+
     def _cell(self, speed: float, since: float | None, mute: tuple[int, float] | None) -> CellScore | None:
-        """The best cell of one hypothesis' evidence (scored again only when it changed)."""
+        """The best cell of one hypothesis' evidence (scored again only when it changed; its
+        offsets gathered when first asked for, see `_cell_offsets`)."""
         window = self._hits[speed]
         asked = (since, mute)
         last = self._last_cell.get(speed)
         if last is not None and last[0] == asked and last[1] is window and last[2] == window.generation:
             return last[3]
-        cell = self._scorer.best_cell(window, since, mute)
+        cell = self._scorer.best_cell(window, since, mute, offsets=False)
         self._last_cell[speed] = (asked, window, window.generation, cell)
         return cell
+
+    def _cell_offsets(self, c: _Scored) -> np.ndarray:
+        """The offsets of a scored cell's hits, kept with the cell while its evidence is
+        unchanged (scoring and offsets are asked of the same window: nothing joins between)."""
+        if len(c.cell.offsets):
+            return c.cell.offsets
+        window = self._hits[c.speed]
+        offsets = self._scorer.cell_offsets(window, c.since, c.mute, c.cell)
+        last = self._last_cell.get(c.speed)
+        if last is not None and last[3] is c.cell and last[2] == window.generation:
+            self._last_cell[c.speed] = (last[0], last[1], last[2], replace(c.cell, offsets=offsets))
+        return offsets
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A hypothesis scored: its best cell, the filters it was scored with (in its own time
+    scale), the track named and the p-value."""
+
+    speed: float
+    since: float | None
+    mute: tuple[int, float] | None
+    cell: CellScore
+    track: Track
+    p_value: float
 
 
 def one_claim(best: Match, found: list[Match], now_s: float, tolerance_s: float) -> Match:

@@ -125,6 +125,43 @@ static void test_methods_agree_on_random_windows(void)
     window_free(&w);
 }
 
+/* Anchor times the dense method bins in integers (|q| >= 1 or integral: (t_ref - ceil(q)) >>
+ * shift) and those it bins in floating point (0 < |q| < 1), with offsets on and just off the
+ * bin edges: the same results as sorting, which bins every hit in floating point. */
+static void test_integer_bins_match_the_floating_point_ones(void)
+{
+    static const float fractions[] = {0.0f, 1e-6f, 0.25f, 0.5f, 0.75f, 0.999f, 1.0f / 64.0f};
+    const int n_frac = (int)(sizeof fractions / sizeof fractions[0]);
+    rng r = {99};
+    for (int start = 0; start < 2; start++) {   /* from 0 (q below 1 at first) and from 3000 */
+        const long long per_run = 30, runs = 4000, n = per_run * runs;
+        window w;
+        w.track = malloc(sizeof(unsigned int) * n);
+        w.t_ref = malloc(sizeof(unsigned int) * n);
+        w.run_end = malloc(sizeof(unsigned int) * runs);
+        w.run_t = malloc(sizeof(float) * runs);
+        for (long long run = 0; run < runs; run++) {
+            const double base = start ? 3000.0 : 0.0;
+            const float q = (float)(base + (double)(run / n_frac) + fractions[run % n_frac]);
+            w.run_t[run] = q;
+            w.run_end[run] = (unsigned int)((run + 1) * per_run);
+            for (long long i = run * per_run; i < (run + 1) * per_run; i++) {
+                /* floor(q) + an even number (a bin edge when q is integral), + 0..3 */
+                const unsigned int edge = (unsigned int)q + 2u * (rng_u32(&r) % 3000u);
+                w.track[i] = rng_u32(&r) % 5;
+                w.t_ref[i] = (i % 3 == 0) ? edge + rng_u32(&r) % 4 : rng_u32(&r) % 9000;
+            }
+        }
+        es_ev_hits h = {w.track, w.t_ref, w.run_t, w.run_end, runs, 0};
+        w.hits = h;
+        score_args bins[] = {{-1e300, 0.0, 2.0, -1, 4, 64, 10}, {-1e300, 0.0, 1.0, -1, 4, 64, 10},
+                             {-1e300, 0.0, 4.0, -1, 3, 16, 10}};
+        for (int i = 0; i < (int)(sizeof bins / sizeof bins[0]); i++)
+            compare(start ? "integer bins" : "integer and floating-point bins", &w, &bins[i], 1);
+        window_free(&w);
+    }
+}
+
 static void test_auto_sorts_a_sparse_window(void)
 {
     rng r = {7};
@@ -201,6 +238,7 @@ static void test_empty_and_invalid(void)
 int main(void)
 {
     test_methods_agree_on_random_windows();
+    test_integer_bins_match_the_floating_point_ones();
     test_auto_sorts_a_sparse_window();
     test_fallbacks();
     test_empty_and_invalid();
