@@ -4,6 +4,7 @@
 #include "hit_runs.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
@@ -435,6 +436,69 @@ static long long count_run_int(const unsigned int *track, const unsigned int *t_
     return weight;
 }
 
+/* The dense method's second half, over counts laid out as L says (L->cnt, each track's
+ * blocks contiguous and followed by window_bins - 1 zeros): windows and each block's
+ * largest (L->bmax, in key order), the first largest, the null maxima's histogram
+ * (L->hist, L->n_hist counters) and the tail. Fills r but for kept and weight. Returns
+ * ES_EV_OK, or 1 when the best window needs more counters than L->n_hist. */
+static int dense_scan(const dense_layout *Lp, int window_bins, int block_bins, int tail_min, es_ev_result *r)
+{
+    const dense_layout L = *Lp;
+    /* windows and each block's largest (bmax, in key order), and the first largest */
+    short s[DENSE_CHUNK];
+    unsigned int best_window = 0, best_track = 0;
+    long long best_bin = 0, own_block = 0, bi = 0;
+    for (long long t = 0; t < L.n_tracks; t++) {
+        const dense_track *e = L.tab + t;
+        for (long long b = 0; b < e->blocks; b++) {
+            const unsigned char *d = L.cnt + e->base + b * block_bins;
+            unsigned int mx = 0;
+            for (int c0 = 0; c0 < block_bins; c0 += DENSE_CHUNK) {
+                int len = block_bins - c0 < DENSE_CHUNK ? block_bins - c0 : DENSE_CHUNK;
+                unsigned int cm = (unsigned int)window_chunk(d + c0, len, window_bins, s);
+                if (cm > best_window) {
+                    int c = 0;
+                    while ((unsigned int)s[c] != cm)
+                        c++;
+                    best_window = cm;
+                    best_track = (unsigned int)t;
+                    best_bin = e->origin + b * block_bins + c0 + c;
+                    own_block = block_of(best_bin, block_bins);
+                }
+                mx = cm > mx ? cm : mx;
+            }
+            L.bmax[bi++] = mx;
+        }
+    }
+
+    /* the null maxima's histogram (n + 2 counters: weighted maxima above that are left to
+     * sorting): blocks with hits, the best's neighbourhood left out */
+    if ((long long)best_window + 1 > L.n_hist)
+        return 1;
+    for (unsigned int v = 0; v <= best_window; v++)
+        L.hist[v] = 0;
+    long long n_null = 0;
+    bi = 0;
+    for (long long t = 0; t < L.n_tracks; t++) {
+        const dense_track *e = L.tab + t;
+        long long first = e->blocks ? block_of(e->origin, block_bins) : 0;
+        for (long long b = 0; b < e->blocks; b++) {
+            unsigned int mx = L.bmax[bi++];
+            long long dist = first + b - own_block;
+            if (mx == 0 || ((unsigned int)t == best_track && dist >= -1 && dist <= 1))
+                continue;
+            L.hist[mx]++;
+            n_null++;
+        }
+    }
+    tail_stats(L.hist, best_window, n_null, tail_min, r);
+    r->track = best_track;
+    r->bin = best_bin;
+    r->count = best_window;
+    r->method = ES_EV_DENSE;
+    return ES_EV_OK;
+}
+
 /* The dense method: counts in an array of bins per track, each block's bins contiguous;
  * windows and block maxima are then short scans, and nothing is sorted or stored per hit.
  * Same results as score_sorted. Returns ES_EV_OK, ES_EV_EMPTY as es_ev_score, or 1 when the
@@ -488,61 +552,10 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
     if (m == 0)
         return ES_EV_EMPTY;
 
-    /* windows and each block's largest (bmax, in key order), and the first largest */
-    short s[DENSE_CHUNK];
-    unsigned int best_window = 0, best_track = 0;
-    long long best_bin = 0, own_block = 0, bi = 0;
-    for (long long t = 0; t < L.n_tracks; t++) {
-        const dense_track *e = L.tab + t;
-        for (long long b = 0; b < e->blocks; b++) {
-            const unsigned char *d = L.cnt + e->base + b * block_bins;
-            unsigned int mx = 0;
-            for (int c0 = 0; c0 < block_bins; c0 += DENSE_CHUNK) {
-                int len = block_bins - c0 < DENSE_CHUNK ? block_bins - c0 : DENSE_CHUNK;
-                unsigned int cm = (unsigned int)window_chunk(d + c0, len, window_bins, s);
-                if (cm > best_window) {
-                    int c = 0;
-                    while ((unsigned int)s[c] != cm)
-                        c++;
-                    best_window = cm;
-                    best_track = (unsigned int)t;
-                    best_bin = e->origin + b * block_bins + c0 + c;
-                    own_block = block_of(best_bin, block_bins);
-                }
-                mx = cm > mx ? cm : mx;
-            }
-            L.bmax[bi++] = mx;
-        }
-    }
-
-    /* the null maxima's histogram (n + 2 counters: weighted maxima above that are left to
-     * sorting): blocks with hits, the best's neighbourhood left out */
-    if ((long long)best_window + 1 > L.n_hist)
-        return 1;
-    for (unsigned int v = 0; v <= best_window; v++)
-        L.hist[v] = 0;
-    long long n_null = 0;
-    bi = 0;
-    for (long long t = 0; t < L.n_tracks; t++) {
-        const dense_track *e = L.tab + t;
-        long long first = e->blocks ? block_of(e->origin, block_bins) : 0;
-        for (long long b = 0; b < e->blocks; b++) {
-            unsigned int mx = L.bmax[bi++];
-            long long dist = first + b - own_block;
-            if (mx == 0 || ((unsigned int)t == best_track && dist >= -1 && dist <= 1))
-                continue;
-            L.hist[mx]++;
-            n_null++;
-        }
-    }
-    tail_stats(L.hist, best_window, n_null, tail_min, r);
-    r->track = best_track;
-    r->bin = best_bin;
-    r->count = best_window;
+    rc = dense_scan(&L, window_bins, block_bins, tail_min, r);
     r->kept = m;
     r->weight = weight;
-    r->method = ES_EV_DENSE;
-    return ES_EV_OK;
+    return rc;
 }
 
 int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
@@ -601,4 +614,177 @@ long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mut
         }
     }
     return found;
+}
+
+
+/* -- rolling counts ------------------------------------------------------------------ */
+
+struct es_ev_roll {
+    dense_track *tab;
+    unsigned char *cnt;
+    unsigned int *bmax;
+    long long n_tracks, tab_cap, cells, cnt_cap, blocks, bmax_cap;
+    long long m, weight;        /* hits held and their weight */
+    double bin_frames;
+    int window_bins, block_bins, valid;
+};
+
+int es_ev_roll_new(es_ev_roll **out)
+{
+    if (!out)
+        return ES_EV_EINVAL;
+    *out = calloc(1, sizeof **out);
+    return *out ? ES_EV_OK : ES_EV_EINVAL;
+}
+
+void es_ev_roll_free(es_ev_roll *h)
+{
+    if (!h)
+        return;
+    free(h->tab), free(h->cnt), free(h->bmax);
+    free(h);
+}
+
+/* *p holds at least n elements of `size` bytes (capacity in *cap); 0 when out of memory. */
+static int grow(void **p, long long *cap, long long n, size_t size)
+{
+    if (n <= *cap)
+        return 1;
+    void *q = realloc(*p, (size_t)n * size);
+    if (!q)
+        return 0;
+    *p = q, *cap = n;
+    return 1;
+}
+
+int es_ev_roll_build(es_ev_roll *h, const es_ev_hits *hits, double since, const unsigned int *track_frames,
+                     long long n_known, double q_margin, double bin_frames, int window_bins, int block_bins)
+{
+    if (!h || !runs_ok(hits) || !(bin_frames > 0) || window_bins < 1 || window_bins > DENSE_MAX_WINDOW ||
+        block_bins < 1 || n_known < 0 || n_known > (1LL << ES_EV_TRACK_BITS) || (n_known && !track_frames) ||
+        !(q_margin >= 0))
+        return ES_EV_EINVAL;
+    h->valid = 0;
+    const long long n = hit_count(hits);
+    if (n == 0)
+        return 1;
+    const unsigned int *track = hits->track, *t_ref = hits->t_ref;
+    unsigned int any = n_known ? (unsigned int)(n_known - 1) : 0;
+    for (long long i = hits->first; i < hits->first + n; i++)
+        any |= hit_track(track[i]);
+    const long long n_tracks = any ? 1LL << bit_length(any) : 1;
+    if (!grow((void **)&h->tab, &h->tab_cap, n_tracks, sizeof *h->tab))
+        return ES_EV_EINVAL;
+    dense_track *tab = h->tab;
+    /* each track's highest t_ref (for a moment in base): its length, or a hit's beyond it */
+    for (long long t = 0; t < n_tracks; t++)
+        tab[t].origin = 0, tab[t].base = t < n_known ? (long long)track_frames[t] : -1, tab[t].blocks = 0;
+    for (long long i = hits->first; i < hits->first + n; i++) {
+        dense_track *e = tab + hit_track(track[i]);
+        e->base = (long long)t_ref[i] > e->base ? (long long)t_ref[i] : e->base;
+    }
+    double q_lo = INFINITY, q_hi = -INFINITY;
+    for (long long run = 0; run < hits->n_runs; run++) {
+        const double q = (double)hits->run_t[run];
+        q_lo = q < q_lo ? q : q_lo;
+        q_hi = q > q_hi ? q : q_hi;
+    }
+    q_hi += q_margin;
+    const double inv_bin = exact_reciprocal(bin_frames);
+    long long c = 0, b = 0;
+    for (long long t = 0; t < n_tracks; t++) {
+        dense_track *e = tab + t;
+        if (e->base < 0)
+            continue;
+        long long lo, hi;
+        if (!floor_bin(in_bins(0.0 - q_hi, inv_bin, bin_frames), &lo) ||
+            !floor_bin(in_bins((double)e->base - q_lo, inv_bin, bin_frames), &hi))
+            return 1;
+        long long first = block_of(lo, block_bins), last = block_of(hi, block_bins);
+        e->origin = first * block_bins - (1LL << 32);
+        e->base = c;
+        e->blocks = last - first + 1;
+        c += e->blocks * block_bins + window_bins - 1;
+        b += e->blocks;
+        if (c > DENSE_CELLS_PER_HIT * n)
+            return 1;   /* not worth it: sorting the hits is cheaper than scanning this */
+    }
+    if (!grow((void **)&h->cnt, &h->cnt_cap, c > 0 ? c : 1, 1) ||
+        !grow((void **)&h->bmax, &h->bmax_cap, b > 0 ? b : 1, sizeof *h->bmax))
+        return ES_EV_EINVAL;
+    memset(h->cnt, 0, (size_t)c);
+    h->n_tracks = n_tracks, h->cells = c, h->blocks = b;
+    h->m = 0, h->weight = 0;
+    h->bin_frames = bin_frames, h->window_bins = window_bins, h->block_bins = block_bins;
+    h->valid = 1;
+    return es_ev_roll_apply(h, hits, 1, since, INFINITY);
+}
+
+int es_ev_roll_apply(es_ev_roll *h, const es_ev_hits *hits, int sign, double q_from, double q_to)
+{
+    if (!h || !runs_ok(hits) || (sign != 1 && sign != -1) || q_from != q_from || q_to != q_to)
+        return ES_EV_EINVAL;
+    if (!h->valid)
+        return 1;
+    const unsigned int *track = hits->track, *t_ref = hits->t_ref;
+    const double bin_frames = h->bin_frames, inv_bin = exact_reciprocal(bin_frames);
+    const long long span_bins = h->block_bins;
+    long long dm = 0, dw = 0, i = hits->first;
+    int bad = 0;
+    for (long long run = 0; run < hits->n_runs; run++) {
+        const double q = (double)hits->run_t[run];
+        const long long end = hits->run_end[run];
+        if (!(q >= q_from && q < q_to))
+            i = end;
+        for (; i < end; i++) {
+            const unsigned int word = track[i], id = hit_track(word);
+            long long bin;
+            if ((long long)id >= h->n_tracks || !floor_bin(in_bins((double)t_ref[i] - q, inv_bin, bin_frames), &bin)) {
+                bad = 1;
+                continue;
+            }
+            const dense_track *e = h->tab + id;
+            const unsigned long long at = (unsigned long long)(bin - e->origin);
+            if (at >= (unsigned long long)(e->blocks * span_bins)) {
+                bad = 1;
+                continue;
+            }
+            unsigned char *x = h->cnt + e->base + (long long)at;
+            const int w = (int)hit_weight(word), v = (int)*x + sign * w;
+            if (v < 0 || v > 255) {
+                bad = 1;
+                continue;
+            }
+            *x = (unsigned char)v;
+            dm += sign;
+            dw += sign * w;
+        }
+    }
+    h->m += dm, h->weight += dw;
+    if (bad)
+        h->valid = 0;
+    return bad ? 1 : ES_EV_OK;
+}
+
+int es_ev_roll_score(es_ev_roll *h, int tail_min, unsigned long long *work, long long work_len,
+                     es_ev_result *out)
+{
+    if (!h || !out || tail_min < 0 || work_len < 0 || (work_len && !work))
+        return ES_EV_EINVAL;
+    es_ev_result r = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    *out = r;
+    if (!h->valid)
+        return 1;
+    if (h->m == 0)
+        return ES_EV_EMPTY;
+    dense_layout L;
+    memset(&L, 0, sizeof L);
+    L.n_tracks = h->n_tracks, L.tab = h->tab, L.cnt = h->cnt, L.bmax = h->bmax;
+    L.hist = (unsigned int *)work, L.n_hist = 2 * work_len;
+    int rc = dense_scan(&L, h->window_bins, h->block_bins, tail_min, &r);
+    if (rc != ES_EV_OK)
+        return rc;
+    r.kept = h->m, r.weight = h->weight;
+    *out = r;
+    return ES_EV_OK;
 }

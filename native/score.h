@@ -75,6 +75,47 @@ long long es_ev_cell_offsets(const es_ev_hits *hits, double since, long long mut
                              double mute_before, double bin_frames, int window_bins, unsigned int cell_track,
                              long long bin, double *out, long long cap);
 
+/**
+ * Rolling counts: a window's dense histogram kept between scorings, so that a window
+ * scored every half second (a listener waiting for a song) counts each hit twice in its
+ * life (when it joins, when it leaves) instead of at every scoring. Scored, it gives what
+ * es_ev_score gives on exactly the hits it holds (the dense method's scan of the same counts:
+ * the same fields). Its layout covers every track id below n_known (its
+ * bins for t_ref from 0 to track_frames[t], or higher when a hit says so) and anchor times
+ * up to q_margin past the latest at the build; a hit outside it, a count leaving 0..255
+ * or a track id past the layout makes it invalid (build it again).
+ */
+typedef struct es_ev_roll es_ev_roll;
+
+/** A new, invalid histogram (ES_EV_OK, or ES_EV_EINVAL when out of memory). */
+int es_ev_roll_new(es_ev_roll **out);
+void es_ev_roll_free(es_ev_roll *h);
+
+/**
+ * Lay out and count the hits of the runs of `hits` with t_q >= since (the layout from all
+ * of them). Returns ES_EV_OK; 1 when not worth
+ * it (more than 16 bins a hit, as es_ev_score's automatic choice), a bound out of range or
+ * a count past 255 (invalid then); ES_EV_EINVAL on bad arguments or out of memory.
+ */
+int es_ev_roll_build(es_ev_roll *h, const es_ev_hits *hits, double since, const unsigned int *track_frames,
+                     long long n_known, double q_margin, double bin_frames, int window_bins, int block_bins);
+
+/**
+ * Add (sign 1) or take away (sign -1) every hit of the runs of `hits` whose anchor time t_q
+ * is in [q_from, q_to). Returns ES_EV_OK; 1 when the histogram is or becomes invalid (a hit
+ * it cannot hold); ES_EV_EINVAL on bad arguments.
+ */
+int es_ev_roll_apply(es_ev_roll *h, const es_ev_hits *hits, int sign, double q_from, double q_to);
+
+/**
+ * Score the hits held, as es_ev_score would (method ES_EV_DENSE); `work`: scratch for the
+ * null maxima's histogram (2 counters an element). Returns ES_EV_OK, ES_EV_EMPTY (no hit
+ * held), 1 when invalid or the best window needs more counters than work holds, or
+ * ES_EV_EINVAL.
+ */
+int es_ev_roll_score(es_ev_roll *h, int tail_min, unsigned long long *work, long long work_len,
+                     es_ev_result *out);
+
 /* CFFI-END */
 
 #endif

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -92,6 +93,8 @@ class EvidenceWindow:
         self._head = 0   # first live hit (the first live run's first)
         self._tail = 0   # one past the last
         self._run_head = 0
+        self.runs_before = 0        # runs dropped from the buffers' front so far: run i is run
+                                    # runs_before + i of the window's life (see RollingCounts)
         self._run_tail = 0
         self._floor = -math.inf     # hits before this t_q are evicted (some may still be stored)
         self._latest = -math.inf    # the largest t_q stored so far
@@ -126,6 +129,7 @@ class EvidenceWindow:
             new[:b - a] = old[a:b]
             setattr(self, name, new)
         self._run_end[:live_runs] -= np.uint32(self._head)
+        self.runs_before += self._run_head
         self._head, self._tail = 0, live
         self._run_head, self._run_tail = 0, live_runs
 
@@ -205,6 +209,7 @@ class EvidenceWindow:
         r = self._first_run_from(self._floor)
         self._head, self._run_head = self._run_start(r), r
         if self._head == self._tail:
+            self.runs_before += self._run_tail
             self._head = self._tail = self._run_head = self._run_tail = 0
             if len(self._track) > _MIN_CAPACITY:
                 self._track = np.empty(_MIN_CAPACITY, np.uint32)
@@ -212,6 +217,10 @@ class EvidenceWindow:
             if len(self._run_t) > _MIN_RUNS:
                 self._run_t = np.empty(_MIN_RUNS, np.float32)
                 self._run_end = np.empty(_MIN_RUNS, np.uint32)
+
+    def bound(self, frame: float | None) -> float:
+        """The t_q a hit must reach to be scored from `frame` on (see `since`)."""
+        return self._bound(frame)
 
     def _bound(self, frame: float | None) -> float:
         """The t_q a hit must reach to count: `frame`, or the eviction floor when later."""
@@ -245,10 +254,12 @@ class HitRuns:
     """A window's runs from one on, as the kernels read them (es_ev_hits, no copy). Valid
     until the window changes."""
 
-    def __init__(self, window: EvidenceWindow, first_run: int):
+    def __init__(self, window: EvidenceWindow, first_run: int, end_run: int | None = None):
         self.hits = ffi.new("es_ev_hits *")
         w = window
-        self.n = w._tail - w._run_start(first_run) if first_run < w._run_tail else 0
+        end_run = w._run_tail if end_run is None else end_run
+        end_hit = w._tail if end_run == w._run_tail else w._run_start(end_run)
+        self.n = end_hit - w._run_start(first_run) if first_run < end_run else 0
         if self.n == 0:
             return
         # the buffers the struct points into, kept alive with it
@@ -258,7 +269,7 @@ class HitRuns:
         self.hits.t_ref = ffi.cast("unsigned int *", self._keep[1])
         self.hits.run_t = ffi.cast("float *", self._keep[2]) + first_run
         self.hits.run_end = ffi.cast("unsigned int *", self._keep[3]) + first_run
-        self.hits.n_runs = w._run_tail - first_run
+        self.hits.n_runs = end_run - first_run
         self.hits.first = w._run_start(first_run)
 
 
@@ -354,6 +365,106 @@ class Scorer:
                                        ffi.cast("double *", ffi.from_buffer(offsets)), len(offsets))
         return offsets[:found]
 
+
+class RollingCounts:
+    """One window's dense histogram kept between scorings (es_ev_roll), for a window scored
+    over and over on the same span: a listener waiting for a song scores its nominal-speed
+    evidence every half second over the last 12 s, and counting 250 k hits afresh each time
+    was most of the cost. Here each hit is counted when it joins and taken away when it
+    leaves the span scored; a scoring is the scan of the counts. The same result, field for
+    field, as `Scorer.best_cell` without offsets (the kernel's dense scan of the same counts).
+
+    It holds the hits of the window's runs [a, b) of its life (`EvidenceWindow.runs_before`)
+    with t_q >= β. Asked for the runs from bound β' on ([A, B), A the first run that may
+    reach β': anchor times come a frame out of order), it takes away the hits of [a, b)
+    with t_q in [β, β') and adds those of [b, B) with t_q >= β'; it is built again when it
+    cannot get there (the span moved back or by more than a quarter of itself, a hit outside
+    its layout, a count past 255). It declines (False: score as usual) a span of less than
+    half the window (a candidate's fresh evidence: the usual span comes next) and a window
+    too sparse for the dense layout; the caller declines mutes that leave hits out."""
+
+    Q_MARGIN_FRAMES = 1875.0    # 30 s of anchor times past the latest at a build (16 ms frames)
+    RETRY_AFTER = 8             # scorings declined after a build that failed
+
+    def __init__(self, scorer: Scorer, track_frames: Callable[[], np.ndarray]):
+        self.scorer = scorer
+        self.track_frames = track_frames   # each track id's length in frames (0: none)
+        holder = ffi.new("es_ev_roll **")
+        if lib.es_ev_roll_new(holder) != lib.ES_EV_OK:
+            raise MemoryError("rolling counts")
+        self._roll = ffi.gc(holder[0], lib.es_ev_roll_free)
+        self._window: EvidenceWindow | None = None
+        # (a, b, bound): the hits of runs [a, b) of the window's life with t_q >= bound
+        self._held: tuple[int, int, float] | None = None
+        self._result = ffi.new("es_ev_result *")
+        self._idle = 0
+        self.builds = 0
+
+    def best_cell(self, window: EvidenceWindow, since: float | None) -> CellScore | None | bool:
+        """The window's best cell from `since` on (as Scorer.best_cell, offsets empty), None
+        when no hit is left, or False: declined (score it the usual way)."""
+        bound = window.bound(since)
+        first = window._first_run_from(bound)
+        base = window.runs_before
+        want = (base + first, base + window._run_tail, bound)
+        if want[0] >= want[1]:
+            return None
+        if 2 * (want[1] - want[0]) < window._run_tail - window._run_head:
+            return False    # the recent part of the window only (a candidate's fresh evidence)
+        held = self._held if self._window is window else None
+        # moved on by a quarter of the span or less: the difference; else counted afresh
+        # (runs held must still be stored: an eviction past the bound held drops counted hits)
+        moved = want[0] - held[0] + want[1] - held[1] if held is not None else 0
+        if (held is not None and base + window._run_head <= held[0] <= want[0]
+                and held[1] <= want[1] and held[2] <= bound and 4 * moved <= want[1] - want[0]):
+            ok = (self._apply(window, held[0] - base, held[1] - base, -1, held[2], bound)
+                  and self._apply(window, held[1] - base, want[1] - base, 1, bound, math.inf))
+            self._held = want if ok else None
+        else:
+            self._held = None
+        if self._held is None:
+            if self._idle > 0:   # a build just failed (too sparse, a count past 255): not yet again
+                self._idle -= 1
+                return False
+            if not self._build(window, first, want):
+                self._idle = self.RETRY_AFTER
+                return False
+        work = _work(max(16, len(window) // 2 + 2))
+        scratch = ffi.cast("unsigned long long *", ffi.from_buffer(work))
+        rc = lib.es_ev_roll_score(self._roll, self.scorer.tail_min, scratch, len(work), self._result)
+        if rc == lib.ES_EV_EMPTY:
+            return None
+        if rc != lib.ES_EV_OK:
+            return False
+        r = self._result
+        return CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
+                         k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), weight=int(r.weight),
+                         hits=int(r.kept), offsets=np.empty(0, np.float64))
+
+    def _apply(self, window: EvidenceWindow, r0: int, r1: int, sign: int,
+               q_from: float, q_to: float) -> bool:
+        """Add or take away the hits of runs [r0, r1) (the buffers' indices) with t_q in
+        [q_from, q_to)."""
+        if r0 >= r1 or q_from >= q_to:
+            return True
+        runs = HitRuns(window, r0, r1)
+        if runs.n == 0:
+            return True
+        return lib.es_ev_roll_apply(self._roll, runs.hits, sign, q_from, q_to) == lib.ES_EV_OK
+
+    def _build(self, window: EvidenceWindow, first: int, want: tuple[int, int, float]) -> bool:
+        runs = HitRuns(window, first)
+        if runs.n == 0:
+            return False
+        frames = np.ascontiguousarray(self.track_frames(), np.uint32)
+        s = self.scorer
+        rc = lib.es_ev_roll_build(self._roll, runs.hits, want[2],
+                                  ffi.cast("unsigned int *", ffi.from_buffer(frames)), len(frames),
+                                  self.Q_MARGIN_FRAMES, s.bin_frames, s.window_bins, s.block_bins)
+        self.builds += 1
+        self._window = window
+        self._held = want if rc == lib.ES_EV_OK else None
+        return self._held is not None
 
 class PostingRuns:
     """A catalog lookup's postings (LOOKUP_DTYPE, grouped by hash ascending) with where each

@@ -17,7 +17,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .catalog import Catalog, Track
-from .evidence import MAX_WEIGHT, CellScore, EvidenceWindow, PostingRuns, Scorer, near
+from .evidence import (
+    MAX_WEIGHT,
+    CellScore,
+    EvidenceWindow,
+    PostingRuns,
+    RollingCounts,
+    Scorer,
+    near,
+)
 from .fingerprint import PEAK_DTYPE, FingerprintParams, HashParams, HashStream
 
 # speed hypotheses: the query is taken as played s times too fast
@@ -67,7 +75,7 @@ class MatchSession:
         self, catalog: Catalog, params: FingerprintParams | None = None,
         speeds: tuple[float, ...] = DEFAULT_SPEEDS, max_postings: int = 0,
         nominal_dt_tolerance: float | None = None, claim_tolerance_s: float = 0.0,
-        rarity_weight: float = 0.0,
+        rarity_weight: float = 0.0, rolling_nominal: bool = False,
     ):
         self.catalog = catalog
         self.params = params or catalog.params
@@ -88,6 +96,11 @@ class MatchSession:
         self._streams = {s: self._new_stream(s) for s in speeds}
         self._hits = {s: EvidenceWindow() for s in speeds}
         self._scorer = Scorer(BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
+        # a live session scores its nominal-speed evidence over the same sliding span every
+        # half second while it waits for a song: its counts are kept between scorings
+        self._rolling = (RollingCounts(self._scorer, self._track_frames)
+                         if rolling_nominal and 1.0 in speeds else None)
+        self._frames_of_tracks: tuple[int, np.ndarray] | None = None
         self._chunks: list[np.ndarray] = []    # peaks not yet hashed under every speed
         self._chunk_base = 0                   # chunks dropped from the front of _chunks
         self._consumed: dict[float, int] = {}  # chunks already hashed, per speed (absolute)
@@ -361,9 +374,25 @@ class MatchSession:
         last = self._last_cell.get(speed)
         if last is not None and last[0] == asked and last[1] is window and last[2] == window.generation:
             return last[3]
-        cell = self._scorer.best_cell(window, since, mute, offsets=False)
+        # a mute of hits before the span scored leaves nothing out
+        no_mute = mute is None or mute[1] <= window.bound(since)
+        rolled = (self._rolling.best_cell(window, since) if self._rolling is not None and speed == 1.0
+                  and no_mute else False)
+        cell = self._scorer.best_cell(window, since, mute, offsets=False) if rolled is False else rolled
         self._last_cell[speed] = (asked, window, window.generation, cell)
         return cell
+
+    def _track_frames(self) -> np.ndarray:
+        """Each track id's length in frames (0: no such track), read again when the catalog's
+        track count changes (the rolling counts' layout)."""
+        count = self.catalog.track_count()
+        if self._frames_of_tracks is None or self._frames_of_tracks[0] != count:
+            tracks = self.catalog.tracks()
+            frames = np.zeros(max((t.track_id for t in tracks), default=-1) + 1, np.uint32)
+            for t in tracks:
+                frames[t.track_id] = math.ceil(t.duration_s / self.params.frame_seconds) + 1
+            self._frames_of_tracks = (count, frames)
+        return self._frames_of_tracks[1]
 
     def _cell_offsets(self, c: _Scored) -> np.ndarray:
         """The offsets of a scored cell's hits, kept with the cell while its evidence is

@@ -94,7 +94,7 @@ class Pipeline:
         self.session = MatchSession(catalog, params=live, speeds=speeds,
                                     nominal_dt_tolerance=float(listen.time_tolerance),
                                     claim_tolerance_s=CLAIM_TOLERANCE_S,
-                                    rarity_weight=listen.rarity_weight)
+                                    rarity_weight=listen.rarity_weight, rolling_nominal=True)
         self.frame_s = self.params.frame_seconds
         self.nowplaying = NowPlaying(
             frame_s=self.frame_s, stamp=stamp,

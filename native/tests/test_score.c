@@ -5,6 +5,7 @@
 #include "../score.h"
 #include "check.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,61 @@ static void test_integer_bins_match_the_floating_point_ones(void)
     }
 }
 
+/* Rolling counts: built on a window, a part taken away and added back, each state scored
+ * as es_ev_score scores the same hits afresh; a count past 255 and a hit outside the layout
+ * make it invalid. */
+static void roll_compare(const char *what, es_ev_roll *h, const window *w, double since)
+{
+    long long n = w->hits.n_runs ? w->hits.run_end[w->hits.n_runs - 1] : 0;
+    long long len = 2 * n + 4000000;
+    unsigned long long *work = malloc(sizeof(unsigned long long) * len);
+    es_ev_result want, got;
+    score_args a = {since, 0.0, 2.0, -1, 4, 64, 10};
+    int rs = score(w, &a, ES_EV_SORT, work, len, &want);
+    int rr = es_ev_roll_score(h, 10, work, len, &got);
+    CHECK(rs == ES_EV_OK && rr == ES_EV_OK, "%s: rc %d %d", what, rs, rr);
+    CHECK(same_cell(&want, &got) && want.weight == got.weight, "%s: rolling (%u, %lld, %lld) vs afresh (%u, %lld, %lld)",
+          what, got.track, got.bin, got.count, want.track, want.bin, want.count);
+    long long fields[] = {got.track, got.bin, got.count, got.n_null, got.k, got.u, got.top_sum, got.kept};
+    digest = fnv1a(digest, fields, sizeof fields);
+    free(work);
+}
+
+static void test_rolling_counts_score_as_afresh(void)
+{
+    rng r = {11};
+    window w;
+    window_make(&w, &r, 200000, 160, 15000, 250, 1000);
+    es_ev_roll *h = NULL;
+    CHECK(es_ev_roll_new(&h) == ES_EV_OK, "new");
+    unsigned int frames[100];
+    for (int t = 0; t < 100; t++)
+        frames[t] = 15000;
+    CHECK(es_ev_roll_build(h, &w.hits, -1e300, frames, 100, 0.0, 2.0, 4, 64) == ES_EV_OK, "build");
+    roll_compare("built", h, &w, -1e300);
+    /* the runs before the middle one's anchor time leave (from the first half's runs), and
+     * come back */
+    const long long half = w.hits.n_runs / 2;
+    const double mid = (double)w.run_t[half];
+    es_ev_hits first = w.hits;
+    first.n_runs = half + 1;
+    CHECK(es_ev_roll_apply(h, &first, -1, -1e300, mid) == ES_EV_OK, "take away");
+    roll_compare("half taken away", h, &w, mid);
+    CHECK(es_ev_roll_apply(h, &first, 1, -1e300, mid) == ES_EV_OK, "add back");
+    roll_compare("added back", h, &w, -1e300);
+    /* a hit past the layout: invalid, and scoring says so */
+    unsigned int far_track = 3, far_ref = 4000000000u, far_end = 1;
+    float far_t = 0.0f;
+    es_ev_hits far = {&far_track, &far_ref, &far_t, &far_end, 1, 0};
+    CHECK(es_ev_roll_apply(h, &far, 1, -1e300, INFINITY) == 1, "a hit past the layout");
+    es_ev_result out;
+    unsigned long long scratch[64];
+    CHECK(es_ev_roll_score(h, 10, scratch, 64, &out) == 1, "invalid after it");
+    CHECK(es_ev_roll_apply(NULL, &far, 1, 0.0, 1.0) == ES_EV_EINVAL, "no histogram");
+    es_ev_roll_free(h);
+    window_free(&w);
+}
+
 static void test_auto_sorts_a_sparse_window(void)
 {
     rng r = {7};
@@ -239,6 +295,7 @@ int main(void)
 {
     test_methods_agree_on_random_windows();
     test_integer_bins_match_the_floating_point_ones();
+    test_rolling_counts_score_as_afresh();
     test_auto_sorts_a_sparse_window();
     test_fallbacks();
     test_empty_and_invalid();
