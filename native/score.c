@@ -287,6 +287,24 @@ typedef struct {
     unsigned int *bmax, *hist;
 } dense_layout;
 
+/* One track's place in a dense layout: the blocks that hold its offsets off_lo .. off_hi
+ * (frames), starting at count *c, which moves past them and the window's padding. Returns
+ * 0 when a bound's bin is out of range. */
+static int place_span(dense_track *e, double off_lo, double off_hi, double inv_bin, double bin_frames,
+                      int block_bins, int window_bins, long long *c)
+{
+    long long lo, hi;
+    if (!floor_bin(in_bins(off_lo, inv_bin, bin_frames), &lo) ||
+        !floor_bin(in_bins(off_hi, inv_bin, bin_frames), &hi))
+        return 0;
+    long long first = block_of(lo, block_bins), last = block_of(hi, block_bins);
+    e->origin = first * block_bins - (1LL << 32);
+    e->base = *c;
+    e->blocks = last - first + 1;
+    *c += e->blocks * block_bins + window_bins - 1;
+    return 1;
+}
+
 /* Bounds of the tracks' spans of offset bins (one pass over the hits in integers, no
  * filter: a span is at most the window's spread of t_q wider than that of the kept hits) and
  * the scratch they need. Returns ES_EV_OK, ES_EV_EMPTY (no run kept), or 1 when the dense
@@ -342,16 +360,9 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
         if (e->base < 0)
             continue;
         d->t_ref_max = e->base > d->t_ref_max ? e->base : d->t_ref_max;
-        double off_lo = (double)e->origin - q_hi, off_hi = (double)e->base - q_lo;
-        long long lo, hi;
-        if (!floor_bin(in_bins(off_lo, inv_bin, bin_frames), &lo) ||
-            !floor_bin(in_bins(off_hi, inv_bin, bin_frames), &hi))
+        if (!place_span(e, (double)e->origin - q_hi, (double)e->base - q_lo, inv_bin, bin_frames,
+                        block_bins, window_bins, &c))
             return 1;   /* a bound out of range: sorting checks every hit */
-        long long first = block_of(lo, block_bins), last = block_of(hi, block_bins);
-        e->origin = first * block_bins - (1LL << 32);
-        e->base = c;
-        e->blocks = last - first + 1;
-        c += e->blocks * block_bins + window_bins - 1;
         b += e->blocks;
         if (c + 3 * n_tracks > budget)
             return 1;
@@ -696,15 +707,9 @@ int es_ev_roll_build(es_ev_roll *h, const es_ev_hits *hits, double since, const 
         dense_track *e = tab + t;
         if (e->base < 0)
             continue;
-        long long lo, hi;
-        if (!floor_bin(in_bins(0.0 - q_hi, inv_bin, bin_frames), &lo) ||
-            !floor_bin(in_bins((double)e->base - q_lo, inv_bin, bin_frames), &hi))
+        if (!place_span(e, 0.0 - q_hi, (double)e->base - q_lo, inv_bin, bin_frames, block_bins,
+                        window_bins, &c))
             return 1;
-        long long first = block_of(lo, block_bins), last = block_of(hi, block_bins);
-        e->origin = first * block_bins - (1LL << 32);
-        e->base = c;
-        e->blocks = last - first + 1;
-        c += e->blocks * block_bins + window_bins - 1;
         b += e->blocks;
         if (c > DENSE_CELLS_PER_HIT * n)
             return 1;   /* not worth it: sorting the hits is cheaper than scanning this */
