@@ -26,6 +26,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -219,10 +220,6 @@ class EvidenceWindow:
                 self._run_end = np.empty(_MIN_RUNS, np.uint32)
 
     def bound(self, frame: float | None) -> float:
-        """The t_q a hit must reach to be scored from `frame` on (see `since`)."""
-        return self._bound(frame)
-
-    def _bound(self, frame: float | None) -> float:
         """The t_q a hit must reach to count: `frame`, or the eviction floor when later."""
         return self._floor if frame is None else max(frame, self._floor)
 
@@ -230,12 +227,12 @@ class EvidenceWindow:
         """The stored hits that may have t_q >= frame (zero-copy, for the kernels), and the
         bound to filter them with exactly: t_q >= bound (frame, or the eviction floor when
         later)."""
-        bound = self._bound(frame)
+        bound = self.bound(frame)
         return HitRuns(self, self._first_run_from(bound)), bound
 
     def live(self, frame: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exactly the hits with t_q >= frame (all not evicted for None): copies."""
-        bound = self._bound(frame)
+        bound = self.bound(frame)
         track, t_ref, t_q = self._expand(self._first_run_from(bound))
         if len(t_q) and bound > -math.inf:
             keep = t_q >= bound
@@ -310,6 +307,13 @@ def _want_dense(need: int) -> None:
     _scratch.dense_need = max(need, getattr(_scratch, "dense_need", 0))
 
 
+def cell_of(r: Any) -> CellScore:
+    """A kernel's es_ev_result as a CellScore, its offsets not gathered (empty)."""
+    return CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
+                     k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), weight=int(r.weight),
+                     hits=int(r.kept), offsets=np.empty(0, np.float64))
+
+
 class Scorer:
     """Scores windows with the C kernel (its scratch is per thread, see `_work`).
 
@@ -348,9 +352,7 @@ class Scorer:
         if r.dense_need > len(work):
             _want_dense(int(r.dense_need))
         self.last_method = "dense" if r.method == lib.ES_EV_DENSE else "sort"
-        cell = CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
-                         k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), weight=int(r.weight),
-                         hits=int(r.kept), offsets=np.empty(0, np.float64))
+        cell = cell_of(r)
         return replace(cell, offsets=self.cell_offsets(window, since, mute, cell)) if offsets else cell
 
     def cell_offsets(self, window: EvidenceWindow, since: float | None, mute: tuple[int, float] | None,
@@ -436,10 +438,7 @@ class RollingCounts:
             return None
         if rc != lib.ES_EV_OK:
             return False
-        r = self._result
-        return CellScore(track=int(r.track), bin=int(r.bin), count=int(r.count), n_null=int(r.n_null),
-                         k=int(r.k), u=float(r.u), top_sum=int(r.top_sum), weight=int(r.weight),
-                         hits=int(r.kept), offsets=np.empty(0, np.float64))
+        return cell_of(self._result)
 
     def _apply(self, window: EvidenceWindow, r0: int, r1: int, sign: int,
                q_from: float, q_to: float) -> bool:

@@ -370,14 +370,14 @@ class MatchSession:
         """The best cell of one hypothesis' evidence (scored again only when it changed; its
         offsets gathered when first asked for, see `_cell_offsets`)."""
         window = self._hits[speed]
+        if mute is not None and mute[1] <= window.bound(since):
+            mute = None   # it leaves out hits before the span scored: nothing
         asked = (since, mute)
         last = self._last_cell.get(speed)
         if last is not None and last[0] == asked and last[1] is window and last[2] == window.generation:
             return last[3]
-        # a mute of hits before the span scored leaves nothing out
-        no_mute = mute is None or mute[1] <= window.bound(since)
         rolled = (self._rolling.best_cell(window, since) if self._rolling is not None and speed == 1.0
-                  and no_mute else False)
+                  and mute is None else False)
         cell = self._scorer.best_cell(window, since, mute, offsets=False) if rolled is False else rolled
         self._last_cell[speed] = (asked, window, window.generation, cell)
         return cell

@@ -216,13 +216,14 @@ class NowPlaying:
         towards the busier half, by at most one frame an evaluation (a drift needs a quarter
         of one): a song heard evenly around its offset stays put. One pass counts the lower
         half; the upper half is the rest of the cell."""
+        if in_cell < self.params.min_support:
+            return
         m = song.match
         half = self.params.offset_tolerance_s / self.frame_s / 2.0
         left, _, _ = session.support(m.track.track_id, song.offset_frames - half, m.speed,
                                      since_frame=since_frame, tolerance_frames=half)
         right = in_cell - left
-        if in_cell >= self.params.min_support:
-            song.offset_frames += max(-1.0, min(1.0, (right - left) / in_cell * half / 2.0))
+        song.offset_frames += max(-1.0, min(1.0, (right - left) / in_cell * half / 2.0))
 
     def _heard_over_window(self, song: _Song, session: MatchSession, now_s: float) -> bool:
         """`_beyond_chance` over the whole window: a song whose hits come sparsely in a noisy
