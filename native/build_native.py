@@ -13,7 +13,9 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-KERNELS = ["fft", "resample", "fingerprint", "loudness", "evidence", "score"]
+KERNELS = ["fft", "resample", "fingerprint", "loudness", "evidence", "score", "postings"]
+# libraries the kernels link: postings.c reads the catalog through liblmdb (Debian liblmdb-dev)
+LIBRARIES = ["m", "lmdb"]
 _MARKED = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)
 
 
@@ -44,7 +46,7 @@ ffibuilder.set_source(
     sources=[str((HERE / f"{k}.c").relative_to(HERE.parent)) for k in _kernels],
     include_dirs=[str(HERE.relative_to(HERE.parent))],
     extra_compile_args=_flags,
-    libraries=["m"],
+    libraries=LIBRARIES,
 )
 
 if __name__ == "__main__":

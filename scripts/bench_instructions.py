@@ -66,7 +66,8 @@ TRAMPOLINE = "earshot_bench_"
 # C kernels and libraries reported inside the stages (inclusive counts of these functions)
 KERNEL_FUNCTIONS = ("es_mix_mono", "es_rs_process", "es_fp_process", "es_fp_hash",
                     "es_loud_process", "es_loud_get_integrated", "es_loud_get_range",
-                    "cursor_get_multi")  # the last: py-lmdb's getmulti, LMDB lookups included
+                    "es_pl_lookup",       # the catalog's postings read in C (liblmdb included)
+                    "cursor_get_multi")  # py-lmdb's getmulti: lookups in a snapshot C declined
 
 
 # ---- the catalog ---------------------------------------------------------------------------

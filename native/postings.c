@@ -1,0 +1,116 @@
+/* The catalog's postings read straight from LMDB: see postings.h. */
+#include "postings.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POSTING_BYTES 6  /* a stored posting: track u24, frame u24, big-endian */
+
+struct es_pl {
+    MDB_env *env;
+    MDB_dbi dbi;
+};
+
+es_pl *es_pl_open(const char *dir, int *err)
+{
+    es_pl *pl = calloc(1, sizeof *pl);
+    MDB_txn *txn = NULL;
+    int rc;
+    if (!pl) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    if ((rc = mdb_env_create(&pl->env)) != 0)
+        goto fail;
+    if ((rc = mdb_env_set_maxdbs(pl->env, 8)) != 0
+        || (rc = mdb_env_open(pl->env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD, 0644)) != 0
+        || (rc = mdb_txn_begin(pl->env, NULL, MDB_RDONLY, &txn)) != 0
+        || (rc = mdb_dbi_open(txn, "postings", 0, &pl->dbi)) != 0)
+        goto fail;
+    if ((rc = mdb_txn_commit(txn)) != 0) {  /* a read transaction's commit keeps the handle */
+        txn = NULL;
+        goto fail;
+    }
+    return pl;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (pl->env)
+        mdb_env_close(pl->env);
+    free(pl);
+    *err = rc;
+    return NULL;
+}
+
+void es_pl_close(es_pl *pl)
+{
+    if (!pl)
+        return;
+    mdb_env_close(pl->env);
+    free(pl);
+}
+
+/* A read transaction on the newest snapshot, following the map when a writer grew it. */
+static int begin(es_pl *pl, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(pl->env, NULL, MDB_RDONLY, txn);
+    if (rc == MDB_MAP_RESIZED) {   /* no transaction of this handle is open: remap */
+        if ((rc = mdb_env_set_mapsize(pl->env, 0)) != 0)
+            return rc;
+        rc = mdb_txn_begin(pl->env, NULL, MDB_RDONLY, txn);
+    }
+    return rc;
+}
+
+static void put_record(unsigned char *o, const unsigned char *key, const unsigned char *p)
+{
+    memcpy(o, key, 4);
+    o[4] = 0, o[5] = p[0], o[6] = p[1], o[7] = p[2];
+    o[8] = 0, o[9] = p[3], o[10] = p[4], o[11] = p[5];
+}
+
+long long es_pl_lookup(es_pl *pl, unsigned long long txn_id, const unsigned int *keys, long long n,
+                       unsigned char *out, long long cap)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    long long found = 0;
+    if (begin(pl, &txn) != 0)
+        return ES_PL_ERROR;
+    if ((unsigned long long)mdb_txn_id(txn) != txn_id) {
+        mdb_txn_abort(txn);
+        return ES_PL_STALE;
+    }
+    if (mdb_cursor_open(txn, pl->dbi, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return ES_PL_ERROR;
+    }
+    for (long long i = 0; i < n; i++) {
+        unsigned int h = keys[i];
+        unsigned char key[4] = {(unsigned char)(h >> 24), (unsigned char)(h >> 16),
+                                (unsigned char)(h >> 8), (unsigned char)h};
+        MDB_val k = {sizeof key, key}, v;
+        int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+        if (rc == MDB_NOTFOUND)
+            continue;
+        if (rc == 0)  /* a page of the key's postings at a time */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE);
+        while (rc == 0) {
+            long long m = (long long)(v.mv_size / POSTING_BYTES);
+            const unsigned char *p = v.mv_data;
+            for (long long j = 0; j < m && found + j < cap; j++)
+                put_record(out + ES_PL_RECORD * (found + j), key, p + POSTING_BYTES * j);
+            found += m;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE);
+        }
+        if (rc != MDB_NOTFOUND) {
+            found = ES_PL_ERROR;
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return found;
+}
