@@ -34,6 +34,20 @@ void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out)
     }
 }
 
+void es_ev_disorder(const float *t, long long n, double *latest, double *disorder)
+{
+    double top = *latest, worst = *disorder;
+    for (long long i = 0; i < n; i++) {
+        double x = (double)t[i];
+        if (top - x > worst)
+            worst = top - x;
+        if (x > top)
+            top = x;
+    }
+    *latest = top;
+    *disorder = worst;
+}
+
 /* Index of hash h in keys[0..n) (ascending), or -1. */
 static long long find_key(const unsigned int *keys, long long n, unsigned int h)
 {

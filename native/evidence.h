@@ -59,6 +59,14 @@ int es_ev_runs(const unsigned char *postings, long long n_postings, const unsign
 void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out);
 
 /**
+ * How far the anchor times t[0..n) fall below an earlier one (or below `*latest`, the largest
+ * time seen before them), at most: max over i of (max(*latest, t[0..i)) - t[i]), and at
+ * least `*disorder` as given. Updates *disorder and *latest (the running maximum) in place.
+ * The evidence window's cuts by time are conservative by this much (evidence.py).
+ */
+void es_ev_disorder(const float *t, long long n, double *latest, double *disorder);
+
+/**
  * Join query hashes with those postings (keys and starts as es_ev_runs gave them): for each
  * query hash i (in order) and each posting of that hash, one hit (track, frame, times[i]),
  * unless the hash has more than max_postings postings (0: no limit). A hash with df postings

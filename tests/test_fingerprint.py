@@ -161,6 +161,27 @@ def test_any_block_size_gives_the_same_peaks_and_hashes(signal, block):
     np.testing.assert_array_equal(np.concatenate(times), whole_t)
 
 
+@pytest.mark.parametrize("speed", [0.94, 1.0, 1.045])
+def test_hashes_of_any_grouping_are_those_of_the_whole_at_every_speed(signal, speed):
+    # the stream's buffer grows, and drops consumed peaks from its front, many times over
+    p, hp = DEFAULT_PARAMS.query_peaks, DEFAULT_PARAMS.query_hash
+    signal = np.tile(signal, 10)
+    whole = extract_peaks(signal, p)
+    whole_h, whole_t = hash_peaks(whole, hp, speed)
+    rng = np.random.default_rng(int(speed * 1000))
+    ps, hs, hashes, times, i = PeakStream(p), HashStream(hp, speed), [], [], 0
+    while i < len(signal):
+        n = int(rng.integers(1, 20000))
+        h, t = hs.feed(ps.process(signal[i:i + n]), ps.frames_final)
+        hashes.append(h)
+        times.append(t)
+        i += n
+    h, t = hs.feed(ps.flush(), None)
+    assert len(whole) > 2000
+    np.testing.assert_array_equal(np.concatenate([*hashes, h]), whole_h)
+    np.testing.assert_array_equal(np.concatenate([*times, t]), whole_t)
+
+
 def test_random_block_sizes_give_the_same_peaks(signal):
     p = DEFAULT_PARAMS.catalog_peaks
     whole = extract_peaks(signal, p)

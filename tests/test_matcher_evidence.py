@@ -112,6 +112,25 @@ def test_eviction_keeps_exactly_the_hits_not_before_the_cut():
         assert kernel_best(w) == reference_best(track, t_ref, t_q, since=before)
 
 
+def test_the_disorder_bound_is_the_largest_fall_below_an_earlier_time():
+    # anchors arrive in time order up to a frame; the window's cuts are conservative by the
+    # largest fall of a time below any earlier one (native es_ev_disorder, numpy reference here)
+    rng = np.random.default_rng(3)
+    w, seen = EvidenceWindow(), np.empty(0, np.float64)
+    for start in range(0, 2000, 100):
+        t = np.sort(rng.uniform(start, start + 100, 60)).astype(np.float32)
+        swap = rng.integers(0, 59, 5)
+        t[swap], t[swap + 1] = t[swap + 1].copy(), t[swap].copy()   # a few out of order
+        w.append(np.zeros(60, np.uint32), np.zeros(60, np.uint32), t)
+        seen = np.r_[seen, t.astype(np.float64)]
+        running = np.maximum.accumulate(seen)
+        assert w._disorder == max(0.0, float(np.max(running[:-1] - seen[1:])))
+        assert w._latest == float(running[-1])
+    assert w._disorder > 0
+    with pytest.raises(TypeError, match="float32"):
+        w.commit_join(1, 0, np.array([1.0, 2.0]))
+
+
 def test_window_memory_follows_the_live_hits():
     w = EvidenceWindow()
     rng = np.random.default_rng(0)

@@ -102,6 +102,7 @@ class EvidenceWindow:
         self._disorder = 0.0        # how far a t_q falls below an earlier one, at most
         self.query_hashes = 0
         self.generation = 0         # counts the changes to the hits (a scoring is valid for one)
+        self._order = ffi.new("double[2]")   # (latest, disorder) as es_ev_disorder updates them
 
     def __len__(self) -> int:
         return self._tail - self._head
@@ -161,16 +162,18 @@ class EvidenceWindow:
 
     def commit_join(self, n: int, runs: int, times: np.ndarray) -> None:
         """Take the n hits in `runs` runs written after the end (see `reserve_for_join`).
-        `times`: their anchor times in order, or any sequence they are a subsequence of (the
-        query hashes' times rather than the runs': the disorder found over a sequence bounds
-        that of its subsequences, so cuts stay conservative)."""
+        `times`: their anchor times in order (float32, as stored), or any sequence they are a
+        subsequence of (the query hashes' times rather than the runs': the disorder found over
+        a sequence bounds that of its subsequences, so cuts stay conservative)."""
         if n and len(times):
-            new = np.asarray(times, dtype=np.float64)
-            running = np.maximum.accumulate(new)
-            before = np.maximum(running[:-1], self._latest)   # the largest t_q before each
-            drop = max(self._latest - new[0], float(np.max(before - new[1:])) if len(new) > 1 else -math.inf)
-            self._disorder = max(self._disorder, drop)
-            self._latest = max(self._latest, float(running[-1]))
+            times = np.asarray(times)
+            if times.dtype != np.float32:
+                raise TypeError("anchor times are float32, as the window stores them")
+            times = np.ascontiguousarray(times)
+            self._order[0], self._order[1] = self._latest, self._disorder
+            lib.es_ev_disorder(ffi.cast("float *", ffi.from_buffer(times)), len(times),
+                               self._order, self._order + 1)
+            self._latest, self._disorder = self._order[0], self._order[1]
         self._tail += n
         self._run_tail += runs
         self.generation += 1

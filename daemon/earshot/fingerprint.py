@@ -196,30 +196,59 @@ class HashStream:
     """Peaks in, hashes out as soon as each anchor's target zone is complete.
 
     Fed the peaks of a stream in any grouping, it yields exactly `hash_peaks` of the whole
-    peak array (for the given speed)."""
+    peak array (for the given speed). The live matcher feeds one per speed hypothesis every
+    hop, so the peaks it still needs live in one growing buffer (new peaks copied in once,
+    the consumed ones dropped from the front now and then) rather than a fresh array a hop."""
+
+    _KEEP_BEFORE_DROP = 256   # consumed anchors kept before the buffer's front moves
 
     def __init__(self, params: HashParams, speed: float = 1.0):
         self.params, self.speed = params, speed
-        self._peaks = np.empty(0, PEAK_DTYPE)
+        self._c = _c_hash_params(params)
+        per_pair = lib.es_fp_hashes_per_pair_max(self._c)
+        if per_pair < 0:
+            raise EarshotError("invalid hashing parameters")
+        self._per_anchor = params.fanout * per_pair
+        self._reach = (params.dt_max + 0.5) / speed   # how far past an anchor its zone ends
+        self._buf = np.empty(1024, PEAK_DTYPE)
+        self._n = 0     # peaks held: _buf[:_n]
         self._next = 0  # index of the next anchor to hash
 
     def feed(self, peaks: np.ndarray, frames_final: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Add peaks; `frames_final` is the extractor's watermark (None: end of stream)."""
-        if len(peaks):
-            self._peaks = np.concatenate([self._peaks, peaks])
+        m = len(peaks)
+        if m:
+            if self._n + m > len(self._buf):
+                grown = np.empty(2 * (self._n + m), PEAK_DTYPE)
+                grown[:self._n] = self._buf[:self._n]
+                self._buf = grown
+            self._buf[self._n:self._n + m] = peaks
+            self._n += m
         if frames_final is None:
-            end = len(self._peaks)
+            end = self._n
         else:
             # an anchor is complete when no future peak can fall in its zone
-            horizon = frames_final - 1 - (self.params.dt_max + 0.5) / self.speed
-            end = int(np.searchsorted(self._peaks["time"], horizon, side="left"))
-        hashes, times = hash_peaks(self._peaks, self.params, self.speed, self._next, end)
-        self._next = max(self._next, end)
+            horizon = frames_final - 1 - self._reach
+            end = int(np.searchsorted(self._buf["time"][:self._n], horizon, side="left"))
+        first = self._next
+        if end > first:
+            cap = (end - first) * self._per_anchor
+            hashes = np.empty(cap, np.uint32)
+            times = np.empty(cap, np.float32)
+            n = lib.es_fp_hash(self._c, ffi.cast("es_fp_peak *", ffi.from_buffer(self._buf)), self._n,
+                               first, end, float(self.speed), uint_ptr(hashes), float_ptr(times), cap)
+            if n < 0:
+                raise EarshotError("invalid hashing parameters")
+            hashes, times = hashes[:n], times[:n]
+            self._next = end
+        else:
+            hashes, times = np.empty(0, np.uint32), np.empty(0, np.float32)
         # keep only peaks that can still be targets of unhashed anchors
-        if self._next > 256:
+        if self._next > self._KEEP_BEFORE_DROP:
             drop = self._next - 1
-            self._peaks = self._peaks[drop:]
-            self._next -= drop
+            kept = self._n - drop
+            self._buf[:kept] = self._buf[drop:self._n]
+            self._n, self._next = kept, self._next - drop
         return hashes, times
 
 
