@@ -117,3 +117,37 @@ def test_a_folder_liblmdb_cannot_open_is_left_to_py_lmdb(tmp_path):
     assert reader.lookup(np.array([1, 2], np.uint32), 1) is None
     assert "could not open" in reader.unavailable
     reader.close()
+
+
+def _busy_writer(path, ready, n_tracks):
+    with Catalog.open(path, map_size=256 * 1024) as cat:   # small: the map grows while read
+        ready.set()
+        for s in range(n_tracks):
+            cat.add_tracks([_track(3000, 100 + s, f"busy{s}")])
+
+
+def test_lookups_while_another_process_writes_match_py_lmdb_in_every_snapshot(tmp_path, monkeypatch):
+    path = tmp_path / "cat"
+    with Catalog.open(path, create=True) as cat:
+        cat.add_tracks([_track(3000, 1, "first")])
+    keys = np.arange(8, 1 << 16, 7, dtype=np.uint32)
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_busy_writer, args=(path, ready, 40))
+    with Catalog.open(path, readonly=True) as reader:
+        proc.start()
+        assert ready.wait(30)
+        sizes = set()
+        while proc.is_alive() or not sizes:
+            with reader.reader() as txn:
+                got = reader.lookup(keys, txn)
+                # py-lmdb's own answer in the same transaction
+                with monkeypatch.context() as m:
+                    m.setattr(reader.postings_reader, "lookup", lambda keys, txn_id: None)
+                    expected = reader.lookup(keys, txn)
+                assert np.array_equal(got, expected)
+                sizes.add(len(got))
+        proc.join(60)
+        assert proc.exitcode == 0
+        assert len(sizes) > 3                          # it read while the catalog grew
+        assert reader.postings_reader.direct > 0
