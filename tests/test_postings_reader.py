@@ -112,10 +112,13 @@ def test_lookups_go_on_after_an_in_process_compaction(tmp_path, monkeypatch):
         assert np.array_equal(after, _through_py_lmdb(cat, keys, monkeypatch))
 
 
-def test_a_folder_liblmdb_cannot_open_is_left_to_py_lmdb(tmp_path):
+def test_a_folder_liblmdb_cannot_open_is_left_to_py_lmdb(tmp_path, caplog):
     reader = PostingsReader(tmp_path / "not-a-catalog")
-    assert reader.lookup(np.array([1, 2], np.uint32), 1) is None
+    with caplog.at_level("INFO", logger="earshot.postings_reader"):
+        assert reader.lookup(np.array([1, 2], np.uint32), 1) is None
+        assert reader.lookup(np.array([1, 2], np.uint32), 1) is None   # not retried, said once
     assert "could not open" in reader.unavailable
+    assert [r.getMessage().count("through py-lmdb") for r in caplog.records] == [1]
     reader.close()
 
 

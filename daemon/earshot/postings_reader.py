@@ -14,6 +14,7 @@ caller reads through py-lmdb as before. So do callers whose handle cannot be ope
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -25,6 +26,8 @@ from .native import ffi, lib
 LOOKUP_DTYPE = np.dtype([("hash", ">u4"), ("track", ">u4"), ("time", ">u4")])
 assert LOOKUP_DTYPE.itemsize == lib.ES_PL_RECORD
 _ROOM_PER_KEY = 96   # postings reserved per key before the first try (~40 on average)
+
+log = logging.getLogger(__name__)
 
 
 class PostingsReader:
@@ -51,6 +54,8 @@ class PostingsReader:
         handle = lib.es_pl_open(self._folder, err)
         if handle == ffi.NULL:
             self._unavailable = f"liblmdb could not open the catalog (code {err[0]})"
+            log.info("%s: %s; its lookups go through py-lmdb (slower, the same results)",
+                     os.fsdecode(self._folder), self._unavailable)
             return False
         self._handle = handle
         return True
