@@ -27,11 +27,8 @@ int es_ev_runs(const unsigned char *postings, long long n_postings, const unsign
 
 void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out)
 {
-    for (long long i = 0; i < n; i++, raw += 10, out += 12) {
-        out[0] = raw[0], out[1] = raw[1], out[2] = raw[2], out[3] = raw[3];
-        out[4] = 0, out[5] = raw[4], out[6] = raw[5], out[7] = raw[6];
-        out[8] = 0, out[9] = raw[7], out[10] = raw[8], out[11] = raw[9];
-    }
+    for (long long i = 0; i < n; i++, raw += 10, out += 12)
+        es_ev_posting_record(out, raw, raw + 4);
 }
 
 void es_ev_disorder(const float *t, long long n, double *latest, double *disorder)

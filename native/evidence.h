@@ -94,4 +94,17 @@ long long es_ev_near(const es_ev_hits *hits, double since, unsigned int track_id
                      double tolerance, double *out, long long cap, long long *of_track);
 /* CFFI-END */
 
+/**
+ * One stored posting (track u24, frame u24, big-endian: 6 bytes at `posting`) of the 4-byte
+ * big-endian hash at `key`, as the 12-byte record es_ev_runs reads, at `out`: the layout
+ * es_ev_widen and the catalog's C reader (postings.c) both write.
+ */
+static inline void es_ev_posting_record(unsigned char *out, const unsigned char *key,
+                                        const unsigned char *posting)
+{
+    out[0] = key[0], out[1] = key[1], out[2] = key[2], out[3] = key[3];
+    out[4] = 0, out[5] = posting[0], out[6] = posting[1], out[7] = posting[2];
+    out[8] = 0, out[9] = posting[3], out[10] = posting[4], out[11] = posting[5];
+}
+
 #endif

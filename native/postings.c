@@ -1,10 +1,11 @@
 /* The catalog's postings read straight from LMDB: see postings.h. */
 #include "postings.h"
 
+#include "evidence.h"
+
 #include <errno.h>
 #include <lmdb.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define POSTING_BYTES 6  /* a stored posting: track u24, frame u24, big-endian */
 
@@ -64,13 +65,6 @@ static int begin(es_pl *pl, MDB_txn **txn)
     return rc;
 }
 
-static void put_record(unsigned char *o, const unsigned char *key, const unsigned char *p)
-{
-    memcpy(o, key, 4);
-    o[4] = 0, o[5] = p[0], o[6] = p[1], o[7] = p[2];
-    o[8] = 0, o[9] = p[3], o[10] = p[4], o[11] = p[5];
-}
-
 long long es_pl_lookup(es_pl *pl, unsigned long long txn_id, const unsigned int *keys, long long n,
                        unsigned char *out, long long cap)
 {
@@ -101,7 +95,7 @@ long long es_pl_lookup(es_pl *pl, unsigned long long txn_id, const unsigned int 
             long long m = (long long)(v.mv_size / POSTING_BYTES);
             const unsigned char *p = v.mv_data;
             for (long long j = 0; j < m && found + j < cap; j++)
-                put_record(out + ES_PL_RECORD * (found + j), key, p + POSTING_BYTES * j);
+                es_ev_posting_record(out + ES_PL_RECORD * (found + j), key, p + POSTING_BYTES * j);
             found += m;
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE);
         }

@@ -167,6 +167,29 @@ class PeakStream:
         lib.es_fp_reset(self._fp)
 
 
+def _hashes_per_anchor(params: HashParams) -> int:
+    """The most hashes one anchor can give (the output room es_fp_hash needs per anchor)."""
+    per_pair = lib.es_fp_hashes_per_pair_max(_c_hash_params(params))
+    if per_pair < 0:
+        raise EarshotError("invalid hashing parameters")
+    return params.fanout * per_pair
+
+
+def _hash_anchors(c_params: Any, per_anchor: int, peaks: np.ndarray, n_peaks: int, first: int,
+                  end: int, speed: float) -> tuple[np.ndarray, np.ndarray]:
+    """es_fp_hash on anchors [first, end) of peaks[:n_peaks] (PEAK_DTYPE, contiguous)."""
+    if end <= first:
+        return np.empty(0, np.uint32), np.empty(0, np.float32)
+    cap = (end - first) * per_anchor
+    hashes = np.empty(cap, np.uint32)
+    times = np.empty(cap, np.float32)
+    n = lib.es_fp_hash(c_params, ffi.cast("es_fp_peak *", ffi.from_buffer(peaks)), n_peaks,
+                       first, end, float(speed), uint_ptr(hashes), float_ptr(times), cap)
+    if n < 0:
+        raise EarshotError("invalid hashing parameters")
+    return hashes[:n], times[:n]
+
+
 def hash_peaks(
     peaks: np.ndarray, params: HashParams, speed: float = 1.0, first: int = 0, end: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -177,19 +200,8 @@ def hash_peaks(
     if end <= first:
         return np.empty(0, np.uint32), np.empty(0, np.float32)
     peaks = np.ascontiguousarray(peaks, dtype=PEAK_DTYPE)
-    per_pair = lib.es_fp_hashes_per_pair_max(_c_hash_params(params))
-    if per_pair < 0:
-        raise EarshotError("invalid hashing parameters")
-    cap = (end - first) * params.fanout * per_pair
-    hashes = np.empty(cap, np.uint32)
-    times = np.empty(cap, np.float32)
-    n = lib.es_fp_hash(
-        _c_hash_params(params), ffi.cast("es_fp_peak *", ffi.from_buffer(peaks)), len(peaks),
-        first, end, float(speed), uint_ptr(hashes), float_ptr(times), cap,
-    )
-    if n < 0:
-        raise EarshotError("invalid hashing parameters")
-    return hashes[:n], times[:n]
+    return _hash_anchors(_c_hash_params(params), _hashes_per_anchor(params), peaks, len(peaks),
+                         first, end, speed)
 
 
 class HashStream:
@@ -205,10 +217,7 @@ class HashStream:
     def __init__(self, params: HashParams, speed: float = 1.0):
         self.params, self.speed = params, speed
         self._c = _c_hash_params(params)
-        per_pair = lib.es_fp_hashes_per_pair_max(self._c)
-        if per_pair < 0:
-            raise EarshotError("invalid hashing parameters")
-        self._per_anchor = params.fanout * per_pair
+        self._per_anchor = _hashes_per_anchor(params)
         self._reach = (params.dt_max + 0.5) / speed   # how far past an anchor its zone ends
         self._buf = np.empty(1024, PEAK_DTYPE)
         self._n = 0     # peaks held: _buf[:_n]
@@ -230,19 +239,9 @@ class HashStream:
             # an anchor is complete when no future peak can fall in its zone
             horizon = frames_final - 1 - self._reach
             end = int(np.searchsorted(self._buf["time"][:self._n], horizon, side="left"))
-        first = self._next
-        if end > first:
-            cap = (end - first) * self._per_anchor
-            hashes = np.empty(cap, np.uint32)
-            times = np.empty(cap, np.float32)
-            n = lib.es_fp_hash(self._c, ffi.cast("es_fp_peak *", ffi.from_buffer(self._buf)), self._n,
-                               first, end, float(self.speed), uint_ptr(hashes), float_ptr(times), cap)
-            if n < 0:
-                raise EarshotError("invalid hashing parameters")
-            hashes, times = hashes[:n], times[:n]
-            self._next = end
-        else:
-            hashes, times = np.empty(0, np.uint32), np.empty(0, np.float32)
+        hashes, times = _hash_anchors(self._c, self._per_anchor, self._buf, self._n, self._next, end,
+                                      self.speed)
+        self._next = max(self._next, end)
         # keep only peaks that can still be targets of unhashed anchors
         if self._next > self._KEEP_BEFORE_DROP:
             drop = self._next - 1
