@@ -9,6 +9,7 @@ used.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -25,10 +26,30 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range. Outage tests restart the
+    broker on its port while a client keeps reconnecting to it: a port the kernel may also
+    hand out as a connection's source port can be taken meanwhile (a client connecting to
+    127.0.0.1:P from source port P connects to itself), and the restart fails with "Address
+    already in use"."""
+    rng = random.Random()
+    high = max(_ephemeral_low(), 11000)
+    for _ in range(200):
+        port = rng.randrange(10000, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def have_mosquitto() -> bool:
