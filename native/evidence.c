@@ -45,22 +45,47 @@ void es_ev_disorder(const float *t, long long n, double *latest, double *disorde
     *disorder = worst;
 }
 
-/* Index of hash h in keys[0..n) (ascending), or -1. */
-static long long find_key(const unsigned int *keys, long long n, unsigned int h)
+/* Fibonacci hashing: the top `bits` bits of h times 2^32 / phi spread even the catalog's
+ * structured hash values (band, interval, gap fields) over the table. */
+static unsigned int key_slot(unsigned int h, int bits)
 {
-    long long lo = 0, hi = n;
-    while (lo < hi) {
-        long long mid = lo + (hi - lo) / 2;
-        if (keys[mid] < h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < n && keys[lo] == h ? lo : -1;
+    return (unsigned int)(h * 2654435769u) >> (32 - bits);
 }
 
-long long es_ev_join(const unsigned char *postings, const unsigned int *keys, long long n_keys,
-                     const long long *starts, const unsigned int *hashes, const float *times,
+int es_ev_key_table(const unsigned int *keys, long long n_keys, unsigned int *slots, int bits)
+{
+    if (bits < 1 || bits > 31 || n_keys < 0 || n_keys >= ((long long)1 << bits))
+        return ES_EV_EINVAL;
+    const unsigned int mask = (1u << bits) - 1;
+    for (long long i = 0; i < n_keys; i++) {
+        unsigned int s = key_slot(keys[i], bits);
+        while (slots[s]) {
+            if (keys[slots[s] - 1] == keys[i])
+                return ES_EV_EINVAL;   /* not distinct */
+            s = (s + 1) & mask;
+        }
+        slots[s] = (unsigned int)(i + 1);
+    }
+    return ES_EV_OK;
+}
+
+/* Index of hash h among the keys (es_ev_key_table's slots), or -1. */
+static long long find_key(const unsigned int *keys, const unsigned int *slots, int bits,
+                          unsigned int h)
+{
+    const unsigned int mask = (1u << bits) - 1;
+    for (unsigned int s = key_slot(h, bits);; s = (s + 1) & mask) {
+        unsigned int v = slots[s];
+        if (!v)
+            return -1;
+        if (keys[v - 1] == h)
+            return (long long)v - 1;
+    }
+}
+
+long long es_ev_join(const unsigned char *postings, const unsigned int *keys,
+                     const unsigned int *slots, int slot_bits, const long long *starts,
+                     const unsigned int *hashes, const float *times,
                      long long n_hashes, long long max_postings, const unsigned char *weights,
                      long long n_weights, unsigned int *out_track,
                      unsigned int *out_t_ref, float *out_run_t, unsigned int *out_run_end,
@@ -69,7 +94,7 @@ long long es_ev_join(const unsigned char *postings, const unsigned int *keys, lo
     long long found = 0, runs = 0;
     float last = 0.0f;
     for (long long i = 0; i < n_hashes; i++) {
-        long long k = find_key(keys, n_keys, hashes[i]);
+        long long k = find_key(keys, slots, slot_bits, hashes[i]);
         if (k < 0)
             continue;
         long long a = starts[k], b = starts[k + 1];

@@ -67,7 +67,16 @@ void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out);
 void es_ev_disorder(const float *t, long long n, double *latest, double *disorder);
 
 /**
- * Join query hashes with those postings (keys and starts as es_ev_runs gave them): for each
+ * A hash table over n_keys distinct keys for es_ev_join: slots[0 .. 2^bits) must be zero on
+ * entry and receive, by linear probing from the top `bits` bits of key * 2^32/phi, each
+ * key's index + 1. bits (1 .. 31) must leave room: n_keys < 2^bits (a load of at most a half
+ * keeps probes short). ES_EV_EINVAL when it does not, or when a key repeats.
+ */
+int es_ev_key_table(const unsigned int *keys, long long n_keys, unsigned int *slots, int bits);
+
+/**
+ * Join query hashes with those postings (keys and starts as es_ev_runs gave them, slots as
+ * es_ev_key_table gave them for those keys, found in one probe or two): for each
  * query hash i (in order) and each posting of that hash, one hit (track, frame, times[i]),
  * unless the hash has more than max_postings postings (0: no limit). A hash with df postings
  * gives its hits the weight weights[min(df, n_weights - 1)] (1 .. ES_EV_MAX_WEIGHT; weights
@@ -77,8 +86,9 @@ void es_ev_disorder(const float *t, long long n, double *latest, double *disorde
  * Returns how many hits there are and sets *n_runs to how many runs; writes them all only
  * when both fit (at most cap hits, run_cap runs): count first with caps of 0.
  */
-long long es_ev_join(const unsigned char *postings, const unsigned int *keys, long long n_keys,
-                     const long long *starts, const unsigned int *hashes, const float *times,
+long long es_ev_join(const unsigned char *postings, const unsigned int *keys,
+                     const unsigned int *slots, int slot_bits, const long long *starts,
+                     const unsigned int *hashes, const float *times,
                      long long n_hashes, long long max_postings, const unsigned char *weights,
                      long long n_weights, unsigned int *out_track,
                      unsigned int *out_t_ref, float *out_run_t, unsigned int *out_run_end,

@@ -205,6 +205,42 @@ def test_join_equals_the_numpy_reference(max_postings, weights):
     assert list(zip(track.tolist(), t_ref.tolist(), t_q.astype(np.float64).tolist(), w.weights().tolist())) == want
 
 
+@pytest.mark.parametrize("spread", ["random", "structured"])
+def test_join_finds_every_key_among_many_whatever_their_values(spread):
+    """The join's hash table over the looked-up keys: thousands of keys, random over 32 bits
+    or packed fields that differ only in their high or low bits (the catalog's layout), query
+    hashes present and absent, keys looked up that have no postings."""
+    rng = np.random.default_rng(11)
+    if spread == "random":
+        keys = np.unique(rng.integers(0, 1 << 32, 6000, dtype=np.uint64)).astype(np.uint32)
+    else:
+        keys = np.unique(np.r_[np.arange(3000, dtype=np.uint64) << 20,
+                               (7 << 28) + np.arange(3000, dtype=np.uint64)]).astype(np.uint32)
+    with_postings = np.sort(rng.choice(keys, len(keys) * 2 // 3, replace=False))
+    df = rng.integers(1, 5, len(with_postings))
+    postings = np.zeros(int(df.sum()), LOOKUP_DTYPE)
+    postings["hash"] = np.repeat(with_postings, df)
+    postings["track"] = rng.integers(0, 1 << 24, len(postings))
+    postings["time"] = rng.integers(0, 1 << 31, len(postings))
+    absent = rng.integers(0, 1 << 32, 2000, dtype=np.uint64).astype(np.uint32)
+    hashes = rng.permutation(np.r_[rng.choice(keys, 4000), absent[~np.isin(absent, keys)]]).astype(np.uint32)
+    times = np.sort(rng.uniform(0, 1000, len(hashes))).astype(np.float32)
+    w = EvidenceWindow()
+    n = join_hits(w, np.frombuffer(postings.tobytes(), LOOKUP_DTYPE), keys, hashes, times)
+    want = reference_join(postings, hashes, times)
+    track, t_ref, t_q = w.live()
+    assert n == len(want) == len(track) > 4000
+    assert list(zip(track.tolist(), t_ref.tolist(), t_q.astype(np.float64).tolist())) == [h[:3] for h in want]
+
+
+def test_join_refuses_keys_that_repeat():
+    postings = np.zeros(2, LOOKUP_DTYPE)
+    postings["hash"] = [5, 5]
+    with pytest.raises(ValueError, match="repeat"):
+        join_hits(EvidenceWindow(), postings, np.array([5, 5], np.uint32), np.array([5], np.uint32),
+                  np.zeros(1, np.float32))
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     yield from readonly_song_catalog(tmp_path_factory.mktemp("ev"), range(300, 303), RATE)
