@@ -45,6 +45,46 @@ void es_ev_disorder(const float *t, long long n, double *latest, double *disorde
     *disorder = worst;
 }
 
+long long es_ev_unique(const unsigned int *in, long long n, unsigned int *out, unsigned int *tmp)
+{
+    /* least significant digit first, 11 + 11 + 10 bits: each pass is stable, so after the
+     * third the values are in order; the passes ping-pong out -> tmp -> out */
+    enum { BITS = 11, SIZE = 1 << BITS };
+    long long count[3][SIZE] = {{0}};
+    for (long long i = 0; i < n; i++) {
+        const unsigned int v = in[i];
+        count[0][v & (SIZE - 1)]++;
+        count[1][(v >> BITS) & (SIZE - 1)]++;
+        count[2][v >> (2 * BITS)]++;
+    }
+    for (int d = 0; d < 3; d++) {
+        long long sum = 0;
+        for (int b = 0; b < SIZE; b++) {
+            const long long c = count[d][b];
+            count[d][b] = sum;
+            sum += c;
+        }
+    }
+    const unsigned int *src = in;
+    unsigned int *dst = out;
+    for (int d = 0; d < 3; d++) {
+        const int shift = d * BITS;
+        for (long long i = 0; i < n; i++) {
+            const unsigned int v = src[i];
+            dst[count[d][(v >> shift) & (SIZE - 1)]++] = v;
+        }
+        src = dst;
+        dst = dst == out ? tmp : out;
+    }
+    /* in -> out -> tmp -> out: the sorted values are in out (src == out); drop repeats in
+     * place */
+    long long m = 0;
+    for (long long i = 0; i < n; i++)
+        if (m == 0 || out[m - 1] != src[i])
+            out[m++] = src[i];
+    return m;
+}
+
 /* Fibonacci hashing: the top `bits` bits of h times 2^32 / phi spread even the catalog's
  * structured hash values (band, interval, gap fields) over the table. */
 static unsigned int key_slot(unsigned int h, int bits)

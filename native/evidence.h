@@ -67,6 +67,13 @@ void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out);
 void es_ev_disorder(const float *t, long long n, double *latest, double *disorder);
 
 /**
+ * The distinct values of in[0..n), ascending, written to out (room for n); tmp is scratch of
+ * n values. Returns how many there are. A radix sort: linear in n (numpy's unique sorted by
+ * comparison, several times slower on a query's hashes). in may not overlap out or tmp.
+ */
+long long es_ev_unique(const unsigned int *in, long long n, unsigned int *out, unsigned int *tmp);
+
+/**
  * A hash table over n_keys distinct keys for es_ev_join: slots[0 .. 2^bits) must be zero on
  * entry and receive, by linear probing from the top `bits` bits of key * 2^32/phi, each
  * key's index + 1. bits (1 .. 31) must leave room: n_keys < 2^bits (a load of at most a half

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from catalogs import peak_hops, readonly_song_catalog
 from earshot.catalog import LOOKUP_DTYPE
-from earshot.evidence import EvidenceWindow, Scorer, join_hits
+from earshot.evidence import EvidenceWindow, Scorer, join_hits, unique_hashes
 from earshot.matcher import (
     BIN_FRAMES,
     KEY_SHIFT,
@@ -231,6 +231,18 @@ def test_join_finds_every_key_among_many_whatever_their_values(spread):
     track, t_ref, t_q = w.live()
     assert n == len(want) == len(track) > 4000
     assert list(zip(track.tolist(), t_ref.tolist(), t_q.astype(np.float64).tolist())) == [h[:3] for h in want]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 5000, 70000])
+def test_unique_hashes_equal_numpys(n):
+    """Every digit of the radix sort matters: values spread over 32 bits, values that differ
+    only in their low or their high bits, many repeats."""
+    rng = np.random.default_rng(n)
+    spread = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    low = rng.integers(0, 50, n).astype(np.uint32)
+    high = (rng.integers(0, 50, n).astype(np.uint32) << np.uint32(26)) | np.uint32(12345)
+    for hashes in (spread, low, high, np.r_[spread, spread[::-1]]):
+        assert np.array_equal(unique_hashes(hashes), np.unique(hashes))
 
 
 def test_join_refuses_keys_that_repeat():

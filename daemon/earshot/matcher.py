@@ -25,6 +25,7 @@ from .evidence import (
     RollingCounts,
     Scorer,
     near,
+    unique_hashes,
 )
 from .fingerprint import PEAK_DTYPE, FingerprintParams, HashParams, HashStream
 
@@ -189,7 +190,7 @@ class MatchSession:
         into that speed's evidence."""
         if not new_hashes:
             return
-        uniq = np.unique(np.concatenate([h for _, h, _ in new_hashes]))
+        uniq = unique_hashes(np.concatenate([h for _, h, _ in new_hashes]))
         postings = self.catalog.lookup(uniq)
         if len(postings) == 0:
             return
