@@ -164,17 +164,39 @@ class _CountingCatalog:
 
 @pytest.mark.parametrize("speed", [0.96, 1.03, 1.05])
 def test_the_speed_screen_keeps_an_off_speed_song_and_its_answer(catalog, speed):
-    """An off-speed song stands out on a quarter of its anchors, so the screened search
+    """An off-speed song stands out on its most salient anchors, so the screened search
     looks its hypothesis up in full and gives the full search's answer, field for field."""
     from earshot.matcher import match_peaks
 
     cat, songs = catalog
     x = query(songs[2], 6, 10 * speed)
     peaks = _peaks(add_noise(resample(x, round(RATE * speed), RATE), 10.0, seed=3))
-    _, screened = match_peaks(cat, peaks, accept_p=1e-3, screen_every=4)
     _, full = match_peaks(cat, peaks, accept_p=1e-3, screen_every=1)
-    assert screened is not None and screened.track.track_id == 2 and abs(screened.offset_s - 6) < 0.5
-    assert screened == full
+    for every in (4, 8):
+        _, screened = match_peaks(cat, peaks, accept_p=1e-3, screen_every=every)
+        assert screened is not None and screened.track.track_id == 2 and abs(screened.offset_s - 6) < 0.5
+        assert screened == full
+
+
+def test_the_speed_screen_samples_the_most_salient_anchors():
+    """The screen's sample: every hash of the most salient 1/n of the anchors, at any speed
+    (a hash's time names its anchor peak exactly), and nothing of the others."""
+    from earshot.fingerprint import DEFAULT_PARAMS, extract_peaks, hash_peaks
+    from earshot.matcher import _salient_anchors
+
+    peaks = extract_peaks(add_noise(song(905, 12.0, 8000), 10, seed=4), DEFAULT_PARAMS.query_peaks)
+    for speed in (0.94, 1.0, 1.045):
+        _, times = hash_peaks(peaks, DEFAULT_PARAMS.query_hash, speed=speed)
+        pick = _salient_anchors(peaks, speed, times, 8)
+        anchor_times = np.unique(times)
+        salience: dict[float, float] = {}   # peaks at one time: the most salient names it
+        for t, sal in zip((peaks["time"] * np.float32(speed)).tolist(), peaks["salience"].tolist()):
+            salience[t] = max(sal, salience.get(t, -np.inf))
+        chosen = {float(t) for t in times[pick]}
+        assert len(chosen) == round(len(anchor_times) / 8)
+        assert all(t in chosen for t in times[pick]) and not any(t in chosen for t in times[~pick])
+        weakest_chosen = min(salience[t] for t in chosen)
+        assert all(salience[float(t)] <= weakest_chosen for t in anchor_times if float(t) not in chosen)
 
 
 def test_the_speed_screen_spares_lookups_for_an_unknown_song(catalog):
@@ -185,13 +207,13 @@ def test_the_speed_screen_spares_lookups_for_an_unknown_song(catalog):
     cat, _ = catalog
     peaks = _peaks(song(903, 10.0, RATE))
     counted = {}
-    for every in (1, 4):
+    for every in (1, 4, 8):
         c = _CountingCatalog(cat)
         session, m = match_peaks(c, peaks, accept_p=1e-3, screen_every=every)
         assert m is None or m.p_value > 1e-3
         assert all(session._hits[s].query_hashes > 0 for s in DEFAULT_SPEEDS)
         counted[every] = c.keys
-    assert counted[4] < 0.8 * counted[1]   # (the speeds share many keys: a full search is not 8 lookups)
+    assert counted[8] < counted[4] < 0.8 * counted[1]   # (the speeds share many keys: a full search is not 8 lookups)
 
 
 def test_evidence_unchanged_is_not_scored_again(catalog, monkeypatch):
