@@ -9,7 +9,6 @@
 #include <string.h>
 
 #define RADIX_MAX_BITS 12
-#define DENSE_CELLS_PER_HIT 16  /* the dense histogram when its bins are at most this many a hit */
 #define DENSE_MAX_WINDOW 64     /* ... and windows this short (their sums are 32 bits) */
 #define DENSE_CHUNK 256         /* bins a dense scan step windows at once */
 
@@ -308,11 +307,11 @@ static int place_span(dense_track *e, double off_lo, double off_hi, double inv_b
 /* Bounds of the tracks' spans of offset bins (one pass over the hits in integers, no
  * filter: a span is at most the window's spread of t_q wider than that of the kept hits) and
  * the scratch they need. Returns ES_EV_OK, ES_EV_EMPTY (no run kept), or 1 when the dense
- * method is not worth it (more than DENSE_CELLS_PER_HIT bins a hit, unless forced), does not
+ * method is not worth it (more than `limit` bins a hit, unless forced), does not
  * fit in work (d->need says how much it would take), or a bound is out of range. */
 static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, int window_bins,
-                      int block_bins, int method, unsigned long long *work, long long work_len,
-                      dense_layout *d)
+                      int block_bins, int method, long long limit, unsigned long long *work,
+                      long long work_len, dense_layout *d)
 {
     const long long n = hit_count(hits);
     const unsigned int *track = hits->track, *t_ref = hits->t_ref;
@@ -323,7 +322,7 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
     const long long n_tracks = any ? 1LL << bit_length(any) : 1;
     const long long hist_len = (n + 2 + 1) / 2;
     d->n_tracks = n_tracks, d->need = 0;
-    if (window_bins > DENSE_MAX_WINDOW || (method != ES_EV_DENSE && 3 * n_tracks > DENSE_CELLS_PER_HIT * n))
+    if (window_bins > DENSE_MAX_WINDOW || (method != ES_EV_DENSE && 3 * n_tracks > limit * n))
         return 1;
     if (hist_len + 3 * n_tracks > work_len) {
         d->need = hist_len + 3 * n_tracks;   /* at least */
@@ -352,7 +351,7 @@ static int dense_plan(const es_ev_hits *hits, double since, double bin_frames, i
     if (!(q_lo <= q_hi))
         return ES_EV_EMPTY;
     const double inv_bin = exact_reciprocal(bin_frames);
-    const long long budget = method == ES_EV_DENSE ? (1LL << 40) : DENSE_CELLS_PER_HIT * n;
+    const long long budget = method == ES_EV_DENSE ? (1LL << 40) : limit * n;
     long long c = 0, b = 0;
     d->t_ref_max = -1;
     for (long long t = 0; t < n_tracks; t++) {
@@ -517,10 +516,11 @@ static int dense_scan(const dense_layout *Lp, int window_bins, int block_bins, i
  * offsets are left to sorting, which finds them hit by hit. */
 static int score_dense(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
                        double bin_frames, int window_bins, int block_bins, int tail_min, int method,
-                       unsigned long long *work, long long work_len, es_ev_result *r)
+                       long long limit, unsigned long long *work, long long work_len, es_ev_result *r)
 {
     dense_layout L;
-    int rc = dense_plan(hits, since, bin_frames, window_bins, block_bins, method, work, work_len, &L);
+    int rc = dense_plan(hits, since, bin_frames, window_bins, block_bins, method, limit, work,
+                        work_len, &L);
     r->dense_need = L.need;
     if (rc != ES_EV_OK)
         return rc;
@@ -571,10 +571,11 @@ static int score_dense(const es_ev_hits *hits, double since, long long mute_trac
 
 int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
                 double bin_frames, int window_bins, int block_bins, int tail_min,
-                unsigned long long *work, long long work_len, int method, es_ev_result *out)
+                unsigned long long *work, long long work_len, int method, int dense_limit,
+                es_ev_result *out)
 {
     if (!out || !runs_ok(hits) || !(bin_frames > 0) || window_bins < 1 || block_bins < 1 ||
-        tail_min < 0 || method < ES_EV_AUTO || method > ES_EV_DENSE ||
+        tail_min < 0 || method < ES_EV_AUTO || method > ES_EV_DENSE || dense_limit < 0 ||
         (hits->n_runs > 0 && (!work || work_len < 2 * hit_count(hits))))
         return ES_EV_EINVAL;
     es_ev_result r = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -584,7 +585,7 @@ int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, doub
     int rc = 1;
     if (method != ES_EV_SORT)
         rc = score_dense(hits, since, mute_track, mute_before, bin_frames, window_bins, block_bins, tail_min,
-                         method, work, work_len, &r);
+                         method, dense_limit > 0 ? dense_limit : ES_EV_DENSE_LIMIT, work, work_len, &r);
     if (rc == 1) {
         kept_hits kh;
         rc = collect(hits, since, mute_track, mute_before, bin_frames, work, &kh);
@@ -711,7 +712,7 @@ int es_ev_roll_build(es_ev_roll *h, const es_ev_hits *hits, double since, const 
                         window_bins, &c))
             return 1;
         b += e->blocks;
-        if (c > DENSE_CELLS_PER_HIT * n)
+        if (c > ES_EV_DENSE_LIMIT * n)
             return 1;   /* not worth it: sorting the hits is cheaper than scanning this */
     }
     if (!grow((void **)&h->cnt, &h->cnt_cap, c > 0 ? c : 1, 1) ||

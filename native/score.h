@@ -24,6 +24,8 @@
 #define ES_EV_AUTO 0
 #define ES_EV_SORT 1
 #define ES_EV_DENSE 2
+/* ES_EV_AUTO's limit for the dense method, bins a kept hit, when the caller gives 0 */
+#define ES_EV_DENSE_LIMIT 16
 
 /** What es_ev_score found. Bins are floor((t_ref - t_q) / bin_frames). */
 typedef struct {
@@ -52,19 +54,22 @@ typedef struct {
  * lanes), and windows and block maxima are then short vectorised scans: faster when the
  * spans hold few bins per hit, as a live window on a catalog of hours does (~6), and it
  * needs dense_need elements of work (there, less than the 2 n sorting takes). ES_EV_AUTO
- * takes the dense method when the spans hold at most 16 bins a kept hit and it fits in
- * work_len; either falls back to sorting (method ES_EV_SORT in the result) when the dense
+ * takes the dense method when the spans hold at most dense_limit bins a kept hit (0:
+ * ES_EV_DENSE_LIMIT; a live window's sparse evidence sorts faster beyond 16, a whole
+ * query's screened sample of tens of thousands of hits counts faster up to 32) and it fits
+ * in work_len; either falls back to sorting (method ES_EV_SORT in the result) when the dense
  * one cannot be used: no room, windows over 64 bins, a bin whose hits weigh 256 or more (a
  * loud clean match: found after the counting, which is then wasted), or a best window
  * weighing more than n + 1.
  *
  * Returns ES_EV_OK, ES_EV_EMPTY when no hit is left, ES_EV_EINVAL on bad arguments
  * (bin_frames <= 0, window_bins < 1, block_bins < 1, offsets out of range, run ends out of
- * order, work_len < 2 * n, an unknown method). Never allocates.
+ * order, work_len < 2 * n, an unknown method, dense_limit < 0). Never allocates.
  */
 int es_ev_score(const es_ev_hits *hits, double since, long long mute_track, double mute_before,
                 double bin_frames, int window_bins, int block_bins, int tail_min,
-                unsigned long long *work, long long work_len, int method, es_ev_result *out);
+                unsigned long long *work, long long work_len, int method, int dense_limit,
+                es_ev_result *out);
 
 /**
  * The offsets t_ref - t_q (double) of the hits es_ev_score counted in one cell: same
@@ -94,7 +99,7 @@ void es_ev_roll_free(es_ev_roll *h);
 /**
  * Lay out and count the hits of the runs of `hits` with t_q >= since (the layout from all
  * of them). Returns ES_EV_OK; 1 when not worth
- * it (more than 16 bins a hit, as es_ev_score's automatic choice), a bound out of range or
+ * it (more than ES_EV_DENSE_LIMIT bins a hit, as es_ev_score's automatic choice), a bound out of range or
  * a count past 255 (invalid then); ES_EV_EINVAL on bad arguments or out of memory.
  */
 int es_ev_roll_build(es_ev_roll *h, const es_ev_hits *hits, double since, const unsigned int *track_frames,

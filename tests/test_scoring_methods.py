@@ -75,6 +75,31 @@ def test_auto_counts_densely_when_the_bins_are_few_per_hit_and_sorts_otherwise()
     assert in_fresh_thread(run) == ("dense", "dense", "sort")
 
 
+def test_a_caller_may_count_densely_up_to_more_bins_a_hit():
+    """`dense_limit` moves the automatic choice (identify's sessions take 32 bins a hit, the
+    kernel's own limit is 16); the cell is the same either way."""
+    def run():
+        rng = np.random.default_rng(5)
+        n = 2000                                        # over 4 tracks of ~12 k bins: ~24 a hit
+        track = rng.integers(0, 4, n).astype(np.uint32)
+        t_ref = rng.integers(0, 24000, n).astype(np.uint32)
+        t_q = np.sort(rng.uniform(0, 600, n)).astype(np.float32)
+        w = window_of(track, t_ref, t_q)
+        params = (BIN_FRAMES, WINDOW_BINS, NULL_BLOCK, TAIL_MIN)
+        out = []
+        for limit in (0, 16, 32):
+            scorer = Scorer(*params, dense_limit=limit)
+            cell = scorer.best_cell(w, None, None)
+            if scorer.last_method == "sort" and limit == 32:   # the scratch grows for it first
+                cell = scorer.best_cell(w, None, None)
+            out.append((fields(cell), scorer.last_method))
+        return out
+
+    (default, d16, d32) = in_fresh_thread(run)
+    assert default[1] == d16[1] == "sort" and d32[1] == "dense"
+    assert default[0] == d16[0] == d32[0] and default[0] is not None
+
+
 def test_the_scratch_grows_for_the_dense_method_when_it_needs_more_than_sorting():
     def run():
         rng = np.random.default_rng(3)                  # ~15 bins a hit: dense needs > 2 n elements

@@ -326,10 +326,12 @@ class Scorer:
     next scoring. `method` forces one (the tests compare them; the results are the same)."""
 
     def __init__(self, bin_frames: float, window_bins: int, block_bins: int, tail_min: int,
-                 method: str = "auto"):
+                 method: str = "auto", dense_limit: int = 0):
         self.bin_frames, self.window_bins = float(bin_frames), int(window_bins)
         self.block_bins, self.tail_min = int(block_bins), int(tail_min)
         self.method = {"auto": lib.ES_EV_AUTO, "sort": lib.ES_EV_SORT, "dense": lib.ES_EV_DENSE}[method]
+        # "auto" counts densely up to this many offset bins a hit (0: the kernel's 16)
+        self.dense_limit = int(dense_limit)
         self._result = ffi.new("es_ev_result *")
         self.last_method = ""   # the method of the last scoring: "sort" or "dense"
 
@@ -346,7 +348,7 @@ class Scorer:
         rc = lib.es_ev_score(runs.hits, bound, mute_track, mute_before, self.bin_frames,
                              self.window_bins, self.block_bins, self.tail_min,
                              ffi.cast("unsigned long long *", ffi.from_buffer(work)), len(work),
-                             self.method, self._result)
+                             self.method, self.dense_limit, self._result)
         if rc == lib.ES_EV_EMPTY:
             return None
         if rc != lib.ES_EV_OK:

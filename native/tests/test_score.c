@@ -55,7 +55,7 @@ static int score(const window *w, const score_args *a, int method, unsigned long
                  es_ev_result *out)
 {
     return es_ev_score(&w->hits, a->since, a->mute_track, a->mute_before, a->bin_frames, a->window_bins,
-                       a->block_bins, a->tail_min, work, work_len, method, out);
+                       a->block_bins, a->tail_min, work, work_len, method, 0, out);
 }
 
 static int same_cell(const es_ev_result *a, const es_ev_result *b)
@@ -263,7 +263,7 @@ static void test_fallbacks(void)
             t_ref[i] = 501;
         float t = 0.0f;
         es_ev_hits one = {track, t_ref, &t, &end, 1, 0};
-        int rc = es_ev_score(&one, -1e300, -1, 0.0, 2.0, 4, 64, 10, work, 2 * n, ES_EV_DENSE, &x);
+        int rc = es_ev_score(&one, -1e300, -1, 0.0, 2.0, 4, 64, 10, work, 2 * n, ES_EV_DENSE, 0, &x);
         CHECK(rc == ES_EV_OK && x.method == (n < 256 ? ES_EV_DENSE : ES_EV_SORT) && x.count == n && x.bin == 250 &&
               x.n_null == 0, "%lld in a cell: rc %d method %d count %lld bin %lld", n, rc, x.method, x.count, x.bin);
         free(track), free(t_ref);
@@ -279,16 +279,18 @@ static void test_empty_and_invalid(void)
     es_ev_result x;
     es_ev_hits h = {track, t_ref, run_t, end, 2, 0};
     for (int method = ES_EV_AUTO; method <= ES_EV_DENSE; method++) {
-        CHECK(es_ev_score(&h, -1e300, -1, 0, 2.0, 4, 64, 10, work, 8, method, &x) == ES_EV_EINVAL,
+        CHECK(es_ev_score(&h, -1e300, -1, 0, 2.0, 4, 64, 10, work, 8, method, 0, &x) == ES_EV_EINVAL,
               "an offset out of range, method %d", method);
-        CHECK(es_ev_score(&h, 1e10, -1, 0, 2.0, 4, 64, 10, work, 8, method, &x) == ES_EV_EMPTY,
+        CHECK(es_ev_score(&h, 1e10, -1, 0, 2.0, 4, 64, 10, work, 8, method, 0, &x) == ES_EV_EMPTY,
               "nothing since, method %d", method);
-        CHECK(es_ev_score(&h, 1.0, -1, 0, 2.0, 4, 64, 10, work, 3, method, &x) == ES_EV_EINVAL,
+        CHECK(es_ev_score(&h, 1.0, -1, 0, 2.0, 4, 64, 10, work, 3, method, 0, &x) == ES_EV_EINVAL,
               "work under 2n, method %d", method);
     }
-    CHECK(es_ev_score(&h, 1.0, -1, 0, 2.0, 4, 64, 10, work, 8, 3, &x) == ES_EV_EINVAL, "an unknown method");
+    CHECK(es_ev_score(&h, 1.0, -1, 0, 2.0, 4, 64, 10, work, 8, 3, 0, &x) == ES_EV_EINVAL, "an unknown method");
+    CHECK(es_ev_score(&h, 1.0, -1, 0, 2.0, 4, 64, 10, work, 8, ES_EV_AUTO, -1, &x) == ES_EV_EINVAL,
+          "a negative dense limit");
     es_ev_hits none = {track, t_ref, run_t, end, 0, 0};
-    CHECK(es_ev_score(&none, -1e300, -1, 0, 2.0, 4, 64, 10, NULL, 0, ES_EV_AUTO, &x) == ES_EV_EMPTY, "no hits");
+    CHECK(es_ev_score(&none, -1e300, -1, 0, 2.0, 4, 64, 10, NULL, 0, ES_EV_AUTO, 0, &x) == ES_EV_EMPTY, "no hits");
 }
 
 int main(void)
