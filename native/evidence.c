@@ -3,6 +3,7 @@
 #include "evidence.h"
 
 #include "hit_runs.h"
+#include "radix.h"
 
 #include <math.h>
 
@@ -45,43 +46,16 @@ void es_ev_disorder(const float *t, long long n, double *latest, double *disorde
     *disorder = worst;
 }
 
-long long es_ev_unique(const unsigned int *in, long long n, unsigned int *out, unsigned int *tmp)
+long long es_ev_unique(const unsigned int *in, long long n, unsigned int *out,
+                       unsigned long long *work)
 {
-    /* least significant digit first, 11 + 11 + 10 bits: each pass is stable, so after the
-     * third the values are in order; the passes ping-pong out -> tmp -> out */
-    enum { BITS = 11, SIZE = 1 << BITS };
-    long long count[3][SIZE] = {{0}};
-    for (long long i = 0; i < n; i++) {
-        const unsigned int v = in[i];
-        count[0][v & (SIZE - 1)]++;
-        count[1][(v >> BITS) & (SIZE - 1)]++;
-        count[2][v >> (2 * BITS)]++;
-    }
-    for (int d = 0; d < 3; d++) {
-        long long sum = 0;
-        for (int b = 0; b < SIZE; b++) {
-            const long long c = count[d][b];
-            count[d][b] = sum;
-            sum += c;
-        }
-    }
-    const unsigned int *src = in;
-    unsigned int *dst = out;
-    for (int d = 0; d < 3; d++) {
-        const int shift = d * BITS;
-        for (long long i = 0; i < n; i++) {
-            const unsigned int v = src[i];
-            dst[count[d][(v >> shift) & (SIZE - 1)]++] = v;
-        }
-        src = dst;
-        dst = dst == out ? tmp : out;
-    }
-    /* in -> out -> tmp -> out: the sorted values are in out (src == out); drop repeats in
-     * place */
+    for (long long i = 0; i < n; i++)
+        work[i] = in[i];
+    const unsigned long long *asc = radix_sort(work, work + n, n);
     long long m = 0;
     for (long long i = 0; i < n; i++)
-        if (m == 0 || out[m - 1] != src[i])
-            out[m++] = src[i];
+        if (m == 0 || out[m - 1] != (unsigned int)asc[i])
+            out[m++] = (unsigned int)asc[i];
     return m;
 }
 

@@ -70,11 +70,13 @@ void es_ev_widen(const unsigned char *raw, long long n, unsigned char *out);
 void es_ev_disorder(const float *t, long long n, double *latest, double *disorder);
 
 /**
- * The distinct values of in[0..n), ascending, written to out (room for n); tmp is scratch of
- * n values. Returns how many there are. A radix sort: linear in n (numpy's unique sorted by
- * comparison, several times slower on a query's hashes). in may not overlap out or tmp.
+ * The distinct values of in[0..n), ascending, written to out (room for n); work is scratch
+ * of 2 n 64-bit values. Returns how many there are. The kernels' radix sort (radix.h):
+ * linear in n (numpy's unique sorted by comparison, several times slower on a query's
+ * hashes). in may not overlap out or work.
  */
-long long es_ev_unique(const unsigned int *in, long long n, unsigned int *out, unsigned int *tmp);
+long long es_ev_unique(const unsigned int *in, long long n, unsigned int *out,
+                       unsigned long long *work);
 
 /**
  * A hash table over n_keys distinct keys for es_ev_join: slots[0 .. 2^bits) must be zero on

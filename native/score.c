@@ -2,61 +2,15 @@
 #include "score.h"
 
 #include "hit_runs.h"
+#include "radix.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
-#define RADIX_MAX_BITS 12
 #define DENSE_MAX_WINDOW 64     /* ... and windows this short (their sums are 32 bits) */
 #define DENSE_CHUNK 256         /* bins a dense scan step windows at once */
-
-static int bit_length(unsigned long long v)
-{
-    int b = 0;
-    while (v) {
-        b++;
-        v >>= 1;
-    }
-    return b;
-}
-
-/* LSD radix sort of a[0..n) over the digits where the keys differ; b is scratch of n.
- * Returns the buffer holding the sorted keys (a or b). */
-static unsigned long long *radix_sort(unsigned long long *a, unsigned long long *b, long long n)
-{
-    unsigned long long diff = 0;
-    for (long long i = 1; i < n; i++)
-        diff |= a[i] ^ a[0];
-    int bits = bit_length(diff);
-    if (bits == 0)
-        return a;
-    int passes = (bits + RADIX_MAX_BITS - 1) / RADIX_MAX_BITS;
-    int width = (bits + passes - 1) / passes;
-    unsigned long long mask = (1ULL << width) - 1;
-    long long count[1 << RADIX_MAX_BITS];
-    for (int shift = 0; shift < bits; shift += width) {
-        if (((diff >> shift) & mask) == 0)
-            continue;
-        for (unsigned long long d = 0; d <= mask; d++)
-            count[d] = 0;
-        for (long long i = 0; i < n; i++)
-            count[(a[i] >> shift) & mask]++;
-        long long pos = 0;
-        for (unsigned long long d = 0; d <= mask; d++) {
-            long long c = count[d];
-            count[d] = pos;
-            pos += c;
-        }
-        for (long long i = 0; i < n; i++)
-            b[count[(a[i] >> shift) & mask]++] = a[i];
-        unsigned long long *t = a;
-        a = b;
-        b = t;
-    }
-    return a;
-}
 
 /* floor((bin + 2^32) / block_bins): the block index of an offset bin, as the reference. */
 static long long block_of(long long bin, int block_bins)

@@ -98,9 +98,9 @@ void es_ev_roll_free(es_ev_roll *h);
 
 /**
  * Lay out and count the hits of the runs of `hits` with t_q >= since (the layout from all
- * of them). Returns ES_EV_OK; 1 when not worth
- * it (more than ES_EV_DENSE_LIMIT bins a hit, as es_ev_score's automatic choice), a bound out of range or
- * a count past 255 (invalid then); ES_EV_EINVAL on bad arguments or out of memory.
+ * of them). Returns ES_EV_OK; 1 when not worth it (more than ES_EV_DENSE_LIMIT bins a hit,
+ * as es_ev_score's automatic choice), a bound out of range or a count past 255 (invalid
+ * then); ES_EV_EINVAL on bad arguments or out of memory.
  */
 int es_ev_roll_build(es_ev_roll *h, const es_ev_hits *hits, double since, const unsigned int *track_frames,
                      long long n_known, double q_margin, double bin_frames, int window_bins, int block_bins);

@@ -470,14 +470,15 @@ class RollingCounts:
         self._held = want if rc == lib.ES_EV_OK else None
         return self._held is not None
 
+
 def unique_hashes(hashes: np.ndarray) -> np.ndarray:
-    """The distinct hashes, ascending (np.unique's answer, by a radix sort in C)."""
+    """The distinct hashes, ascending (np.unique's answer, by the kernels' radix sort)."""
     hashes = np.ascontiguousarray(hashes, np.uint32)
     out = np.empty(len(hashes), np.uint32)
-    tmp = np.empty(len(hashes), np.uint32)
+    work = np.empty(2 * len(hashes), np.uint64)
     n = lib.es_ev_unique(ffi.cast("unsigned int *", ffi.from_buffer(hashes)), len(hashes),
                          ffi.cast("unsigned int *", ffi.from_buffer(out)),
-                         ffi.cast("unsigned int *", ffi.from_buffer(tmp)))
+                         ffi.cast("unsigned long long *", ffi.from_buffer(work)))
     return out[:n]
 
 

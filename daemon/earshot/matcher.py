@@ -43,7 +43,7 @@ SETTLE_P = 1e-9          # a query's exact gaps alone this certain: no need for 
 NULL_BLOCK = 64          # offset bins per null-model block
 TAIL_MIN = 10            # blocks used for the tail fit, at least
 BETA_FLOOR = 1.0         # smallest tail scale (hits), for queries with little evidence
-SCREEN_EVERY = 8         # identify: off-nominal speeds are first tried on the most salient 8th of the anchors ...
+SCREEN_EVERY = 8         # identify: off-nominal speeds first on the most salient 8th of the anchors ...
 SCREEN_P = 0.1           # ... and in full where that alone is this unlikely by chance,
 SCREEN_KEEP = 0          # ... or where it is among the likeliest this many (see try_more_speeds)
 RARITY_WEIGHT = 16.0     # hits weigh round(this / sqrt(df)), 1 .. 16 (0: all weigh 1; see rarity_weights)
@@ -170,19 +170,25 @@ class MatchSession:
         hypotheses share most hashes, and one LMDB call is cheaper than one per speed)."""
         self._look_up_and_join(self._hash_new_peaks(speeds, frames_final))
 
+    def _unseen_peaks(self, speed: float) -> np.ndarray:
+        """The peaks this speed has not hashed yet: only the chunks it has not seen, O(new
+        peaks) per hop, never the history."""
+        done = self._consumed.get(speed, 0)
+        if done < self._chunk_base:
+            raise RuntimeError(f"speed {speed} joined after its peaks were dropped")
+        pending = self._chunks[done - self._chunk_base:]
+        if len(pending) == 1:
+            return pending[0]
+        return np.concatenate(pending) if pending else np.empty(0, PEAK_DTYPE)
+
     def _hash_new_peaks(self, speeds: tuple[float, ...], frames_final: int | None
                         ) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """Each speed's hashes (and anchor times) of the peaks it has not seen yet."""
         total = self._chunk_base + len(self._chunks)
         new_hashes: list[tuple[float, np.ndarray, np.ndarray]] = []
         for speed in speeds:
-            # only the chunks this speed has not seen: O(new peaks) per hop, never the history
-            done = self._consumed.get(speed, 0)
-            if done < self._chunk_base:
-                raise RuntimeError(f"speed {speed} joined after its peaks were dropped")
-            pending = self._chunks[done - self._chunk_base:]
+            new = self._unseen_peaks(speed)
             self._consumed[speed] = total
-            new = np.concatenate(pending) if len(pending) != 1 else pending[0]
             hashes, times = self._streams[speed].feed(new, frames_final)
             if len(hashes):
                 self._hits[speed].query_hashes += len(hashes)
@@ -206,20 +212,21 @@ class MatchSession:
                         screen_keep: int = 1) -> tuple[float, ...]:
         """Hash the peaks seen so far under every speed not yet tried (end of stream).
 
-        With `screen_every` n > 1 each of them is first looked up on the n-th of the query's
-        anchors that are the most salient (their peak's level over its neighbourhood) alone. Only the `screen_keep` likeliest of them, and any other whose evidence there
-        is already unlikely by chance (p <= `screen_p` on its own), are looked up in full;
-        the rest keep their partial evidence. A song played off speed stands out on a
-        fraction of its anchors, and a song the catalog does not know no longer pays for
-        eight full searches. Salient anchors, because they are the ones a damaged song keeps:
-        in a room, the strongest fifth of a query's anchors give its hashes found in the
-        catalog ten times as often as the weakest fifth (an even sample of every 4th anchor
-        had found 194 of 288 damaged off-speed development queries, the most salient 8th
-        finds 206, for less work). Since the sample is salient, the likeliest hypothesis need
-        not be searched in full as well (`screen_keep` 0): on the same 576 development
-        queries none was lost without it, and an unknown song takes 10 % less; with every
-        4th anchor that rule had kept 5 of 360 off-speed songs. The final p-value still counts every hypothesis hashed and
-        tests one hypothesis' evidence as before, so the false-positive bound is unchanged;
+        With `screen_every` n > 1 each of them is first looked up on the most salient n-th of
+        the query's anchors alone (salience: a peak's level over its neighbourhood). Only the
+        `screen_keep` likeliest of them, and any other whose evidence there is already
+        unlikely by chance (p <= `screen_p` on its own), are looked up in full; the rest keep
+        their partial evidence. A song played off speed stands out on a fraction of its
+        anchors, and a song the catalog does not know no longer pays for eight full searches.
+        Salient anchors, because they are the ones a damaged song keeps: in a room, the
+        strongest fifth of a query's anchors find the catalog's hashes ten times as often as
+        the weakest fifth (every 4th anchor had found 194 of 288 damaged off-speed development
+        queries, the most salient 8th finds 206, for less work). Since the sample is salient,
+        the likeliest hypothesis need not be searched in full as well (`screen_keep` 0): on
+        576 such queries none was lost without it, and an unknown song takes 10 % less (with
+        every 4th anchor that rule had kept 5 of 360). The final p-value still counts every
+        hypothesis hashed and tests one hypothesis' evidence as before, so the false-positive
+        bound is unchanged;
         what can be lost is an off-speed song too damaged to show on 1/n of its anchors.
         (`hits` of a screened-out hypothesis are then that partial evidence.)
 
@@ -238,9 +245,7 @@ class MatchSession:
 
     def _screen_speeds(self, todo: tuple[float, ...], every: int, screen_p: float,
                        keep: int) -> tuple[float, ...]:
-        # the peaks these speeds are about to hash (none of them has hashed any yet)
-        pending = self._chunks[max(0, self._consumed.get(todo[0], 0) - self._chunk_base):]
-        peaks = np.concatenate(pending) if pending else np.empty(0, PEAK_DTYPE)
+        peaks = self._unseen_peaks(todo[0])   # what all of them are about to hash (none has yet)
         hashed = self._hash_new_peaks(todo, None)
         sample: list[tuple[float, np.ndarray, np.ndarray]] = []
         for speed, hashes, times in hashed:
@@ -560,9 +565,9 @@ def match_peaks(
     2. every hash at nominal speed (the tolerance: a reverberant room moves peaks by a
        frame), accepted at p <= `accept_p`;
     3. every speed hypothesis, Bonferroni-corrected: each first on the most salient
-       `screen_every`-th of the anchors, and in full only where that is already unlikely by chance (p <= `screen_p`,
-       see `MatchSession.try_more_speeds`) — a song the catalog does not know no longer
-       pays for eight full searches.
+       `screen_every`-th of the anchors, and in full only where that is already unlikely by
+       chance (p <= `screen_p`, see `MatchSession.try_more_speeds`) — a song the catalog does
+       not know no longer pays for eight full searches.
 
     The false-positive bound is the sum of the tests': settle_p + accept_p + the third's.
     An unsettled query pays for the first test again in the second (≈ a third of a

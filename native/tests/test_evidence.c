@@ -61,12 +61,13 @@ static void test_unique(void)
         for (int kind = 0; kind < 3; kind++) {   /* spread, low bits only, high bits only */
             long long n = sizes[s];
             unsigned int *in = malloc(sizeof(unsigned int) * (n + 1)), *out = malloc(sizeof(unsigned int) * (n + 1));
-            unsigned int *tmp = malloc(sizeof(unsigned int) * (n + 1)), *ref = malloc(sizeof(unsigned int) * (n + 1));
+            unsigned int *ref = malloc(sizeof(unsigned int) * (n + 1));
+            unsigned long long *work = malloc(sizeof(unsigned long long) * (2 * n + 1));
             for (long long i = 0; i < n; i++) {
                 unsigned int v = rng_full(&r);
                 in[i] = kind == 0 ? v : kind == 1 ? v % 60 : ((v % 60) << 26) | 12345u;
             }
-            long long m = es_ev_unique(in, n, out, tmp);
+            long long m = es_ev_unique(in, n, out, work);
             memcpy(ref, in, sizeof(unsigned int) * n);
             qsort(ref, (size_t)n, sizeof(unsigned int), cmp_u32);
             long long k = 0;
@@ -75,7 +76,7 @@ static void test_unique(void)
             CHECK(m == k && memcmp(out, ref, sizeof(unsigned int) * k) == 0,
                   "unique of %lld values, kind %d: %lld, expected %lld", n, kind, m, k);
             digest = fnv1a(digest, out, sizeof(unsigned int) * (m > 0 ? m : 0));
-            free(in); free(out); free(tmp); free(ref);
+            free(in); free(out); free(work); free(ref);
         }
     }
     report_exact("unique", digest);
