@@ -391,69 +391,107 @@ int es_fp_hashes_per_pair_max(const es_hash_params *hp)
     return 2 + (int)ceilf(2.0f * hp->dt_tolerance / hp->dt_step);
 }
 
+/* What every anchor's hashing shares: the parameters in the units it computes with. */
+typedef struct {
+    int u_min, u_max, nd;
+    float base, shift;
+} hash_frame;
+
+static hash_frame hash_frame_of(const es_hash_params *hp, float speed)
+{
+    hash_frame f;
+    f.u_min = (int)lrintf(hp->dt_min / hp->dt_step);
+    f.u_max = (int)lrintf(hp->dt_max / hp->dt_step);
+    f.base = log2f(hp->fmin_hz);
+    f.shift = log2f(speed);
+    f.nd = (int)(2.0f * hp->max_doct * hp->df_per_octave);
+    return f;
+}
+
+/* The hashes of anchor i (peaks[i] with its fanout most salient targets) appended at
+ * hashes[*written..], times alike, at most cap in all. Returns 0 when cap was reached. */
+static int hash_anchor(const es_hash_params *hp, const hash_frame *f, const es_fp_peak *peaks, int n_peaks,
+                       int i, float speed, unsigned int *hashes, float *times, int cap, int *written)
+{
+    const es_fp_peak *a = &peaks[i];
+    int sel[MAX_FANOUT];
+    int ns = 0;
+    for (int j = i + 1; j < n_peaks; j++) {
+        const es_fp_peak *b = &peaks[j];
+        const float dt = (b->time - a->time) * speed;
+        if (dt >= hp->dt_max + 0.5f)
+            break;
+        if (dt < hp->dt_min - 0.5f)
+            continue;
+        const float df = b->freq - a->freq;
+        if (df <= -hp->max_doct || df >= hp->max_doct)
+            continue;
+        /* keep the fanout most salient, in a small sorted list (earliest wins ties) */
+        int pos = ns;
+        while (pos > 0 && peaks[sel[pos - 1]].salience < b->salience)
+            pos--;
+        if (pos >= hp->fanout)
+            continue;
+        int last = ns < hp->fanout ? ns : hp->fanout - 1;
+        for (int k = last; k > pos; k--)
+            sel[k] = sel[k - 1];
+        sel[pos] = j;
+        if (ns < hp->fanout)
+            ns++;
+    }
+    int q1 = (int)floorf((a->freq - f->shift - f->base) * hp->f1_per_octave);
+    if (q1 < 0)
+        q1 = 0;
+    if (q1 > 127)
+        q1 = 127;
+    for (int k = 0; k < ns; k++) {
+        const es_fp_peak *b = &peaks[sel[k]];
+        int qd = (int)floorf((b->freq - a->freq + hp->max_doct) * hp->df_per_octave);
+        if (qd < 0)
+            qd = 0;
+        if (qd >= f->nd)
+            qd = f->nd - 1;
+        const float gap = (b->time - a->time) * speed;
+        int u0 = (int)lrintf((gap - hp->dt_tolerance) / hp->dt_step);
+        int u1 = (int)lrintf((gap + hp->dt_tolerance) / hp->dt_step);
+        u0 = u0 < f->u_min ? f->u_min : (u0 > f->u_max ? f->u_max : u0);
+        u1 = u1 < f->u_min ? f->u_min : (u1 > f->u_max ? f->u_max : u1);
+        for (int qt = u0; qt <= u1; qt++) {
+            if (*written >= cap)
+                return 0;
+            hashes[*written] = ((unsigned)q1 << 14) | ((unsigned)qd << 6) | (unsigned)qt;
+            times[*written] = a->time * speed;
+            (*written)++;
+        }
+    }
+    return 1;
+}
+
 int es_fp_hash(const es_hash_params *hp, const es_fp_peak *peaks, int n_peaks, int first,
                int end, float speed, unsigned int *hashes, float *times, int cap)
 {
     if (!hash_params_ok(hp) || !(speed > 0.0f) || first < 0 || end > n_peaks)
         return ES_FP_EINVAL;
-    const int u_min = (int)lrintf(hp->dt_min / hp->dt_step);
-    const int u_max = (int)lrintf(hp->dt_max / hp->dt_step);
-    const float base = log2f(hp->fmin_hz);
-    const float shift = log2f(speed);
-    const int nd = (int)(2.0f * hp->max_doct * hp->df_per_octave);
+    const hash_frame f = hash_frame_of(hp, speed);
     int written = 0;
-    int sel[MAX_FANOUT];
-    for (int i = first; i < end; i++) {
-        const es_fp_peak *a = &peaks[i];
-        int ns = 0;
-        for (int j = i + 1; j < n_peaks; j++) {
-            const es_fp_peak *b = &peaks[j];
-            const float dt = (b->time - a->time) * speed;
-            if (dt >= hp->dt_max + 0.5f)
-                break;
-            if (dt < hp->dt_min - 0.5f)
-                continue;
-            const float df = b->freq - a->freq;
-            if (df <= -hp->max_doct || df >= hp->max_doct)
-                continue;
-            /* keep the fanout most salient, in a small sorted list (earliest wins ties) */
-            int pos = ns;
-            while (pos > 0 && peaks[sel[pos - 1]].salience < b->salience)
-                pos--;
-            if (pos >= hp->fanout)
-                continue;
-            int last = ns < hp->fanout ? ns : hp->fanout - 1;
-            for (int k = last; k > pos; k--)
-                sel[k] = sel[k - 1];
-            sel[pos] = j;
-            if (ns < hp->fanout)
-                ns++;
-        }
-        int q1 = (int)floorf((a->freq - shift - base) * hp->f1_per_octave);
-        if (q1 < 0)
-            q1 = 0;
-        if (q1 > 127)
-            q1 = 127;
-        for (int k = 0; k < ns; k++) {
-            const es_fp_peak *b = &peaks[sel[k]];
-            int qd = (int)floorf((b->freq - a->freq + hp->max_doct) * hp->df_per_octave);
-            if (qd < 0)
-                qd = 0;
-            if (qd >= nd)
-                qd = nd - 1;
-            const float gap = (b->time - a->time) * speed;
-            int u0 = (int)lrintf((gap - hp->dt_tolerance) / hp->dt_step);
-            int u1 = (int)lrintf((gap + hp->dt_tolerance) / hp->dt_step);
-            u0 = u0 < u_min ? u_min : (u0 > u_max ? u_max : u0);
-            u1 = u1 < u_min ? u_min : (u1 > u_max ? u_max : u1);
-            for (int qt = u0; qt <= u1; qt++) {
-                if (written >= cap)
-                    return written;
-                hashes[written] = ((unsigned)q1 << 14) | ((unsigned)qd << 6) | (unsigned)qt;
-                times[written] = a->time * speed;
-                written++;
-            }
-        }
-    }
+    for (int i = first; i < end; i++)
+        if (!hash_anchor(hp, &f, peaks, n_peaks, i, speed, hashes, times, cap, &written))
+            break;
+    return written;
+}
+
+int es_fp_hash_picked(const es_hash_params *hp, const es_fp_peak *peaks, int n_peaks, const int *anchors,
+                      int n_anchors, float speed, unsigned int *hashes, float *times, int cap)
+{
+    if (!hash_params_ok(hp) || !(speed > 0.0f) || n_anchors < 0 || (n_anchors > 0 && !anchors))
+        return ES_FP_EINVAL;
+    for (int k = 0; k < n_anchors; k++)
+        if (anchors[k] < 0 || anchors[k] >= n_peaks || (k > 0 && anchors[k] <= anchors[k - 1]))
+            return ES_FP_EINVAL;
+    const hash_frame f = hash_frame_of(hp, speed);
+    int written = 0;
+    for (int k = 0; k < n_anchors; k++)
+        if (!hash_anchor(hp, &f, peaks, n_peaks, anchors[k], speed, hashes, times, cap, &written))
+            break;
     return written;
 }

@@ -98,6 +98,16 @@ int es_fp_hashes_per_pair_max(const es_hash_params *hp);
  */
 int es_fp_hash(const es_hash_params *hp, const es_fp_peak *peaks, int n_peaks, int first,
                int end, float speed, unsigned int *hashes, float *times, int cap);
+
+/**
+ * es_fp_hash of the anchors named by index (anchors[0..n_anchors), strictly increasing,
+ * each below n_peaks), each still paired with any later peak of the array: exactly the
+ * hashes es_fp_hash gives those anchors, in the same order. A screen that looks up only
+ * a query's most salient anchors hashes no others. Returns the number written, or
+ * ES_FP_EINVAL (also for indices out of order or out of range).
+ */
+int es_fp_hash_picked(const es_hash_params *hp, const es_fp_peak *peaks, int n_peaks, const int *anchors,
+                      int n_anchors, float speed, unsigned int *hashes, float *times, int cap);
 /* CFFI-END */
 
 #endif

@@ -179,24 +179,28 @@ def test_the_speed_screen_keeps_an_off_speed_song_and_its_answer(catalog, speed)
 
 
 def test_the_speed_screen_samples_the_most_salient_anchors():
-    """The screen's sample: every hash of the most salient 1/n of the anchors, at any speed
-    (a hash's time names its anchor peak exactly), and nothing of the others."""
-    from earshot.fingerprint import DEFAULT_PARAMS, extract_peaks, hash_peaks
-    from earshot.matcher import _salient_anchors
+    """The screen's sample: the most salient 1/n of the peaks as anchors (the same at every
+    speed), hashed alone: exactly their share of hashing every anchor."""
+    from earshot.errors import EarshotError
+    from earshot.fingerprint import DEFAULT_PARAMS, extract_peaks, hash_peaks, hash_picked_peaks
+    from earshot.matcher import salient_peaks
 
     peaks = extract_peaks(add_noise(song(905, 12.0, 8000), 10, seed=4), DEFAULT_PARAMS.query_peaks)
+    pick = salient_peaks(peaks, 8)
+    assert len(pick) == round(len(peaks) / 8) and np.all(np.diff(pick) > 0)
+    chosen = np.zeros(len(peaks), bool)
+    chosen[pick] = True
+    assert peaks["salience"][chosen].min() >= peaks["salience"][~chosen].max()
+    qh = DEFAULT_PARAMS.query_hash
     for speed in (0.94, 1.0, 1.045):
-        _, times = hash_peaks(peaks, DEFAULT_PARAMS.query_hash, speed=speed)
-        pick = _salient_anchors(peaks, speed, times, 8)
-        anchor_times = np.unique(times)
-        salience: dict[float, float] = {}   # peaks at one time: the most salient names it
-        for t, sal in zip((peaks["time"] * np.float32(speed)).tolist(), peaks["salience"].tolist()):
-            salience[t] = max(sal, salience.get(t, -np.inf))
-        chosen = {float(t) for t in times[pick]}
-        assert len(chosen) == round(len(anchor_times) / 8)
-        assert all(t in chosen for t in times[pick]) and not any(t in chosen for t in times[~pick])
-        weakest_chosen = min(salience[t] for t in chosen)
-        assert all(salience[float(t)] <= weakest_chosen for t in anchor_times if float(t) not in chosen)
+        alone = [hash_peaks(peaks, qh, speed=speed, first=int(i), end=int(i) + 1) for i in pick]
+        hashes, times = hash_picked_peaks(peaks, qh, pick, speed=speed)
+        assert len(hashes) > 500
+        assert np.array_equal(hashes, np.concatenate([h for h, _ in alone]))
+        assert np.array_equal(times, np.concatenate([t for _, t in alone]))
+    assert len(salient_peaks(peaks[:0], 8)) == 0 and len(salient_peaks(peaks[:3], 8)) == 1
+    with pytest.raises(EarshotError, match="anchor"):
+        hash_picked_peaks(peaks, qh, pick[::-1])
 
 
 def test_the_speed_screen_spares_lookups_for_an_unknown_song(catalog):

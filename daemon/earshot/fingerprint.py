@@ -204,6 +204,27 @@ def hash_peaks(
                          first, end, speed)
 
 
+
+def hash_picked_peaks(
+    peaks: np.ndarray, params: HashParams, anchors: np.ndarray, speed: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """`hash_peaks` of only the anchors at indices `anchors` (strictly increasing), each
+    still paired with any later peak: the same hashes, in the same order, as those
+    anchors' share of hashing them all, for the work of those alone."""
+    anchors = np.ascontiguousarray(anchors, dtype=np.int32)
+    if len(anchors) == 0:
+        return np.empty(0, np.uint32), np.empty(0, np.float32)
+    peaks = np.ascontiguousarray(peaks, dtype=PEAK_DTYPE)
+    cap = len(anchors) * _hashes_per_anchor(params)
+    hashes = np.empty(cap, np.uint32)
+    times = np.empty(cap, np.float32)
+    n = lib.es_fp_hash_picked(_c_hash_params(params), ffi.cast("es_fp_peak *", ffi.from_buffer(peaks)),
+                              len(peaks), ffi.cast("int *", ffi.from_buffer(anchors)), len(anchors),
+                              float(speed), uint_ptr(hashes), float_ptr(times), cap)
+    if n < 0:
+        raise EarshotError("invalid hashing parameters or anchor indices")
+    return hashes[:n], times[:n]
+
 class HashStream:
     """Peaks in, hashes out as soon as each anchor's target zone is complete.
 

@@ -27,7 +27,7 @@ from .evidence import (
     near,
     unique_hashes,
 )
-from .fingerprint import PEAK_DTYPE, FingerprintParams, HashParams, HashStream
+from .fingerprint import PEAK_DTYPE, FingerprintParams, HashParams, HashStream, hash_picked_peaks
 
 # speed hypotheses: the query is taken as played s times too fast
 DEFAULT_SPEEDS = (1.0, 0.985, 1.015, 0.97, 1.03, 0.955, 1.045, 0.94, 1.06)
@@ -246,24 +246,28 @@ class MatchSession:
     def _screen_speeds(self, todo: tuple[float, ...], every: int, screen_p: float,
                        keep: int) -> tuple[float, ...]:
         peaks = self._unseen_peaks(todo[0])   # what all of them are about to hash (none has yet)
-        hashed = self._hash_new_peaks(todo, None)
+        pick = salient_peaks(peaks, every)    # the same anchors under every speed
         sample: list[tuple[float, np.ndarray, np.ndarray]] = []
-        for speed, hashes, times in hashed:
-            pick = _salient_anchors(peaks, speed, times, every)
-            sample.append((speed, hashes[pick], times[pick]))
+        for speed in todo:
+            hashes, times = hash_picked_peaks(peaks, self.query_hash_params(speed), pick, speed)
+            if len(hashes):
+                self._hits[speed].query_hashes += len(hashes)
+                sample.append((speed, hashes, times))
         self._look_up_and_join(sample)
-        partial = ((self._best_for_speed(speed, None, 1), speed) for speed, _, _ in hashed)
+        partial = ((self._best_for_speed(speed, None, 1), speed) for speed, _, _ in sample)
         ranked = sorted((m.p_value, speed) for m, speed in partial if m is not None)
         go_on = {speed for p, speed in ranked if p <= screen_p} | {speed for _, speed in ranked[:keep]}
-        # all of a continuing hypothesis' evidence again, in anchor order (its sampled keys
-        # are looked up a second time: cheaper than merging two lookups' postings)
-        full = [h for h in hashed if h[0] in go_on]
-        for speed, _, _ in full:
-            kept = self._hits[speed].query_hashes
+        # a continuing hypothesis: all of its anchors hashed now, its evidence gathered
+        # afresh in anchor order (the sampled keys are looked up a second time: cheaper than
+        # merging two lookups' postings)
+        full = tuple(speed for speed, _, _ in sample if speed in go_on)
+        for speed in full:
             self._hits[speed] = EvidenceWindow()
-            self._hits[speed].query_hashes = kept
-        self._look_up_and_join(full)
-        return tuple(speed for speed, _, _ in hashed if speed not in go_on)
+        self._look_up_and_join(self._hash_new_peaks(full, None))
+        total = self._chunk_base + len(self._chunks)
+        for speed in todo:
+            self._consumed[speed] = total   # the rest keep their sample's evidence
+        return tuple(speed for speed, _, _ in sample if speed not in go_on)
 
     def hits(self, speed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The evidence under one speed hypothesis: for every posting that matched a query
@@ -425,22 +429,13 @@ class MatchSession:
         return offsets
 
 
-def _salient_anchors(peaks: np.ndarray, speed: float, times: np.ndarray, share: int) -> np.ndarray:
-    """Which of one speed's hashes (anchor times `times`, catalog scale) come from the most
-    salient 1/`share` of their anchors. A hash's time is its anchor peak's time times the
-    speed in single precision (native/fingerprint.c), so it names its peak exactly; equal
-    anchor times take the most salient of their peaks."""
-    anchor_times, anchor = np.unique(times, return_inverse=True)
-    at = (peaks["time"] * np.float32(speed)).astype(np.float32)
-    order = np.lexsort((peaks["salience"], at))          # by time, then salience
-    at, sal = at[order], peaks["salience"][order]
-    last = np.searchsorted(at, anchor_times, side="right") - 1   # the most salient of equal times
-    found = (last >= 0) & (at[np.maximum(last, 0)] == anchor_times)
-    salience = np.where(found, sal[np.maximum(last, 0)], -np.inf)
-    n = max(1, round(len(anchor_times) / share))
-    top = np.zeros(len(anchor_times), bool)
-    top[np.argsort(-salience, kind="stable")[:n]] = True
-    return top[anchor]
+def salient_peaks(peaks: np.ndarray, share: int) -> np.ndarray:
+    """The indices (ascending) of the most salient 1/`share` of a time-ordered peak array
+    (salience: a peak's level over its spectral neighbourhood; speed does not change it, so
+    every speed hypothesis screens the same anchors). Equal saliences: the earlier first."""
+    n = max(1, round(len(peaks) / share)) if len(peaks) else 0
+    order = np.argsort(-peaks["salience"], kind="stable")[:n]
+    return np.sort(order).astype(np.int32)
 
 
 @dataclass(frozen=True)

@@ -294,6 +294,55 @@ static void test_hash_layout(void)
     CHECK(es_fp_hashes_per_pair_max(&bad) == ES_FP_EINVAL, "per-pair bound of bad parameters");
 }
 
+/* Hashing picked anchors gives exactly what hashing each of them alone gives, in order,
+ * and refuses indices out of order or out of range. */
+static void test_hash_picked(void)
+{
+    const int n = MELODY_S * RATE;
+    float *x = melody(n);
+    es_fp_params params;
+    es_fp_default_params(&params);
+    params.time_radius = 6;
+    params.min_salience_db = 4.0f;
+    params.max_peaks_per_frame = 4;
+    peaks ps = extract(&params, x, n, 0, 1 << 20, NULL);
+    es_hash_params hp;
+    es_hash_default_params(&hp);
+    hp.fanout = 6;
+    hp.dt_tolerance = 1.0f;
+    const int per = hp.fanout * es_fp_hashes_per_pair_max(&hp);
+    int *pick = malloc(sizeof(int) * ps.n);
+    unsigned *h = malloc(sizeof(unsigned) * per * ps.n), *g = malloc(sizeof(unsigned) * per * ps.n);
+    float *t = malloc(sizeof(float) * per * ps.n), *u = malloc(sizeof(float) * per * ps.n);
+    rng r = {7};
+    const float speeds[] = {0.94f, 1.0f, 1.045f};
+    for (int s = 0; s < 3; s++) {
+        int k = 0, want = 0;
+        for (int i = 0; i < ps.n; i++)
+            if (i == ps.n - 1 || rng_int(&r, 0, 7) == 0)   /* about an 8th, and the last peak */
+                pick[k++] = i;
+        for (int j = 0; j < k; j++)
+            want += es_fp_hash(&hp, ps.p, ps.n, pick[j], pick[j] + 1, speeds[s], h + want, t + want,
+                               per * ps.n - want);
+        int got = es_fp_hash_picked(&hp, ps.p, ps.n, pick, k, speeds[s], g, u, per * ps.n);
+        CHECK(want > 100 && got == want && memcmp(h, g, sizeof(unsigned) * want) == 0 &&
+              memcmp(t, u, sizeof(float) * want) == 0,
+              "speed %.3f: %d picked anchors hash to %d, alone %d (or other values)", speeds[s], k, got, want);
+        CHECK(es_fp_hash_picked(&hp, ps.p, ps.n, pick, k, speeds[s], g, u, 5) == 5, "the cap is respected");
+    }
+    int bad[] = {3, 3};
+    CHECK(es_fp_hash_picked(&hp, ps.p, ps.n, bad, 2, 1.0f, g, u, per) == ES_FP_EINVAL, "a repeated anchor");
+    bad[0] = 4;
+    CHECK(es_fp_hash_picked(&hp, ps.p, ps.n, bad, 2, 1.0f, g, u, per) == ES_FP_EINVAL, "anchors out of order");
+    bad[0] = -1;
+    CHECK(es_fp_hash_picked(&hp, ps.p, ps.n, bad, 1, 1.0f, g, u, per) == ES_FP_EINVAL, "a negative anchor");
+    bad[0] = ps.n;
+    CHECK(es_fp_hash_picked(&hp, ps.p, ps.n, bad, 1, 1.0f, g, u, per) == ES_FP_EINVAL, "an anchor past the array");
+    CHECK(es_fp_hash_picked(&hp, ps.p, ps.n, NULL, 0, 1.0f, g, u, per) == 0, "no anchor, no hash");
+    CHECK(es_fp_hash_picked(&hp, ps.p, ps.n, NULL, 1, 1.0f, g, u, per) == ES_FP_EINVAL, "anchors missing");
+    free(pick), free(h), free(g), free(t), free(u), free(ps.p), free(x);
+}
+
 static void test_bad_params(void)
 {
     es_fp_params p;
@@ -329,6 +378,7 @@ int main(void)
     test_streaming_property();
     test_tone_bursts();
     test_hash_layout();
+    test_hash_picked();
     test_bad_params();
     return check_finish("test_fingerprint");
 }
