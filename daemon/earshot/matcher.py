@@ -254,8 +254,9 @@ class MatchSession:
                 self._hits[speed].query_hashes += len(hashes)
                 sample.append((speed, hashes, times))
         self._look_up_and_join(sample)
-        partial = ((self._best_for_speed(speed, None, 1), speed) for speed, _, _ in sample)
-        ranked = sorted((m.p_value, speed) for m, speed in partial if m is not None)
+        # only p matters here: the cells' places (a second pass over their hits) are not asked
+        partial = ((self._scored(speed, None, 1), speed) for speed, _, _ in sample)
+        ranked = sorted((c.p_value, speed) for c, speed in partial if c is not None)
         go_on = {speed for p, speed in ranked if p <= screen_p} | {speed for _, speed in ranked[:keep]}
         # a continuing hypothesis: all of its anchors hashed now, its evidence gathered
         # afresh in anchor order (the sampled keys are looked up a second time: cheaper than
@@ -382,11 +383,6 @@ class MatchSession:
             track=c.track, offset_s=offset_frames * self.params.frame_seconds,
             confidence=1.0 - c.p_value, score=len(offsets), speed=c.speed, p_value=c.p_value,   # hits, not weights
         )
-
-    def _best_for_speed(self, speed: float, since: float | None, n_speeds: int,
-                        mute: tuple[int, float] | None = None) -> Match | None:
-        c = self._scored(speed, since, n_speeds, mute)
-        return None if c is None else self._as_match(c)
 
     def _cell(self, speed: float, since: float | None, mute: tuple[int, float] | None) -> CellScore | None:
         """The best cell of one hypothesis' evidence (scored again only when it changed; its
