@@ -47,6 +47,21 @@ def test_one_sample_blocks_give_identical_output():
     np.testing.assert_array_equal(got, whole)
 
 
+def test_a_kept_converter_starts_afresh():
+    """`resample` reuses its converter for a rate pair: each signal converts as with a new
+    one, whatever came before (and a cut-off end leaves nothing behind)."""
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal(7001).astype(np.float32), rng.standard_normal(5000).astype(np.float32)
+    fresh = Resampler(44100, 8000)
+    expected = np.concatenate([fresh.process(y), fresh.flush()])
+    resample(x, 44100, 8000)
+    np.testing.assert_array_equal(resample(y, 44100, 8000), expected)
+    rs = Resampler(44100, 8000)
+    rs.process(x)                 # never flushed
+    rs.reset()
+    np.testing.assert_array_equal(np.concatenate([rs.process(y), rs.flush()]), expected)
+
+
 def test_mix_mono_is_the_channel_mean():
     x = np.random.default_rng(6).standard_normal((100, 3)).astype(np.float32)
     np.testing.assert_allclose(mix_mono(x), x.mean(axis=1), rtol=1e-6, atol=1e-7)

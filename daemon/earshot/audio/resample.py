@@ -1,6 +1,8 @@
 """Mono mix-down and streaming sample-rate conversion, both in C."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..errors import EarshotError
@@ -71,8 +73,20 @@ class Resampler:
             lib.es_rs_reset(self._rs)
 
 
+_kept = threading.local()   # per thread: {(in_rate, out_rate): Resampler}
+
+
 def resample(signal: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
-    """Convert a whole mono signal (one call: process + flush)."""
-    rs = Resampler(in_rate, out_rate)
+    """Convert a whole mono signal (one call: process + flush). Each thread keeps the
+    converter of every rate pair it has used and resets it for the next signal: designing
+    the filter from 44.1 kHz takes 0.25 ms, a quarter of converting a 10 s query."""
+    kept = getattr(_kept, "converters", None)
+    if kept is None:
+        kept = _kept.converters = {}
+    rs = kept.get((int(in_rate), int(out_rate)))
+    if rs is None:
+        rs = kept[int(in_rate), int(out_rate)] = Resampler(in_rate, out_rate)
+    else:
+        rs.reset()
     head = rs.process(signal)
     return np.concatenate([head, rs.flush()])
