@@ -66,7 +66,7 @@ static int begin(es_pl *pl, MDB_txn **txn)
 }
 
 long long es_pl_lookup(es_pl *pl, unsigned long long txn_id, const unsigned int *keys, long long n,
-                       unsigned char *out, long long cap)
+                       unsigned char *out, long long cap, long long *starts)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -82,6 +82,8 @@ long long es_pl_lookup(es_pl *pl, unsigned long long txn_id, const unsigned int 
         return ES_PL_ERROR;
     }
     for (long long i = 0; i < n; i++) {
+        if (starts)
+            starts[i] = found;
         unsigned int h = keys[i];
         unsigned char key[4] = {(unsigned char)(h >> 24), (unsigned char)(h >> 16),
                                 (unsigned char)(h >> 8), (unsigned char)h};
@@ -104,6 +106,8 @@ long long es_pl_lookup(es_pl *pl, unsigned long long txn_id, const unsigned int 
             break;
         }
     }
+    if (starts && found >= 0)
+        starts[n] = found;
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return found;

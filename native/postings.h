@@ -39,9 +39,11 @@ void es_pl_close(es_pl *pl);
  * order) as ES_PL_RECORD-byte records in `out`, read in the snapshot of transaction
  * `txn_id`. Returns how many postings there are, writing at most `cap` of them (call again
  * with room for all when the return exceeds `cap`), or ES_PL_STALE / ES_PL_ERROR.
+ * `starts` (NULL: not asked; else room for n + 1): where each key's postings begin, and
+ * their number at starts[n] (es_ev_runs of the result, without a second pass).
  */
 long long es_pl_lookup(es_pl *pl, unsigned long long txn_id, const unsigned int *keys, long long n,
-                       unsigned char *out, long long cap);
+                       unsigned char *out, long long cap, long long *starts);
 /* CFFI-END */
 
 #endif

@@ -440,7 +440,7 @@ def feed_fast(wav: Path, catalog_dir: Path, stages: bool, profile: Path | None =
         timer.wrap(pipe.resampler, "process", "resample to the fingerprint rate (C)")
         timer.wrap(pipe.peaks, "process", "spectral peaks (C)")
         timer.wrap(pipe.session, "add_peaks", "matcher.add_peaks: hash, lookup, hits")
-        timer.wrap(pipe.session.catalog, "lookup", "  catalog.lookup (LMDB), within the two above")
+        timer.wrap(pipe.session.catalog, "lookup_grouped", "  catalog.lookup (LMDB), within the two above")
         timer.wrap(pipe, "_evaluate", "evaluation (2/s): NowPlaying + evict")
         timer.wrap(pipe.nowplaying, "update", "  of which NowPlaying.update (scoring)")
         timer.wrap(pipe, "loudness_event", "loudness events")

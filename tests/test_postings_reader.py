@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from earshot.catalog import Catalog, NewTrack
+from earshot.evidence import PostingRuns
 from earshot.postings_reader import PostingsReader
 
 
@@ -41,6 +42,16 @@ def test_the_same_postings_as_py_lmdb_in_the_same_order(tmp_path, monkeypatch):
         seven = cat.lookup(np.array([7], np.uint32))
         assert len(seven) > 4400 and np.all(seven["hash"] == 7)   # (two postings may share a frame)
         assert np.array_equal(seven, _through_py_lmdb(cat, np.array([7], np.uint32), monkeypatch))
+        # where each key's postings begin, as the reader wrote them: what a pass over them finds
+        grouped, starts = cat.lookup_grouped(keys)
+        assert np.array_equal(grouped, direct)
+        assert np.array_equal(starts, PostingRuns(direct, keys).starts)
+        assert list(cat.lookup_grouped(np.array([7], np.uint32))[1]) == [0, len(seven)]   # after a retry
+        with monkeypatch.context() as m:                 # py-lmdb's lookups leave that to the pass
+            m.setattr(cat.postings_reader, "lookup", lambda keys, txn_id: None)
+            assert cat.lookup_grouped(keys)[1] is None
+        with pytest.raises(ValueError, match="do not fit"):
+            PostingRuns(direct, keys, starts[:-1])
 
 
 def test_absent_keys_give_nothing(tmp_path):

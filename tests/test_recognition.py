@@ -154,9 +154,9 @@ class _CountingCatalog:
     def __init__(self, cat):
         self._cat, self.keys = cat, 0
 
-    def lookup(self, hashes):
+    def lookup_grouped(self, hashes):
         self.keys += len(hashes)
-        return self._cat.lookup(hashes)
+        return self._cat.lookup_grouped(hashes)
 
     def __getattr__(self, name):
         return getattr(self._cat, name)

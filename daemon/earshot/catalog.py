@@ -440,11 +440,17 @@ class Catalog:
     # -- lookups -------------------------------------------------------------------------
     def lookup(self, hashes: np.ndarray, txn: lmdb.Transaction | None = None) -> np.ndarray:
         """Every posting of the given (distinct, sorted) hashes: a LOOKUP_DTYPE array."""
+        return self.lookup_grouped(hashes, txn)[0]
+
+    def lookup_grouped(self, hashes: np.ndarray, txn: lmdb.Transaction | None = None
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`lookup`, with where each hash's postings begin (int64, one more than the hashes)
+        when the reader in C answered (it knows as it writes them), else None."""
         if txn is None:
             with self.reader() as t:
-                return self.lookup(hashes, t)
+                return self.lookup_grouped(hashes, t)
         if len(hashes) == 0:
-            return np.empty(0, LOOKUP_DTYPE)
+            return np.empty(0, LOOKUP_DTYPE), np.zeros(1, np.int64)
         direct = self.postings_reader.lookup(hashes, txn.id())
         if direct is not None:
             return direct
@@ -460,7 +466,7 @@ class Catalog:
         out = np.empty(n, LOOKUP_DTYPE)
         if n:
             lib.es_ev_widen(ffi.from_buffer(raw), n, ffi.from_buffer(out))
-        return out
+        return out, None
 
 
 IN_USE_FILE = "in-use"

@@ -484,17 +484,24 @@ def unique_hashes(hashes: np.ndarray) -> np.ndarray:
 
 class PostingRuns:
     """A catalog lookup's postings (LOOKUP_DTYPE, grouped by hash ascending) with where each
-    looked-up hash's run begins: built once per lookup, joined with every speed's hashes."""
+    looked-up hash's run begins (`starts`, when the lookup said so; else found here):
+    built once per lookup, joined with every speed's hashes."""
 
-    def __init__(self, postings: np.ndarray, keys: np.ndarray):
+    def __init__(self, postings: np.ndarray, keys: np.ndarray, starts: np.ndarray | None = None):
         self.postings = postings
         self.keys = np.ascontiguousarray(keys, np.uint32)
-        self.starts = np.empty(len(self.keys) + 1, np.int64)
         self._raw = ffi.cast("unsigned char *", ffi.from_buffer(postings))
         self._keys = ffi.cast("unsigned int *", ffi.from_buffer(self.keys))
-        self._starts = ffi.cast("long long *", ffi.from_buffer(self.starts))
-        if lib.es_ev_runs(self._raw, len(postings), self._keys, len(self.keys), self._starts) != lib.ES_EV_OK:
-            raise ValueError("postings are not grouped by the hashes looked up")
+        if starts is not None:
+            if len(starts) != len(self.keys) + 1 or starts[-1] != len(postings):
+                raise ValueError("the runs given do not fit the postings")
+            self.starts = np.ascontiguousarray(starts, np.int64)
+            self._starts = ffi.cast("long long *", ffi.from_buffer(self.starts))
+        else:
+            self.starts = np.empty(len(self.keys) + 1, np.int64)
+            self._starts = ffi.cast("long long *", ffi.from_buffer(self.starts))
+            if lib.es_ev_runs(self._raw, len(postings), self._keys, len(self.keys), self._starts) != lib.ES_EV_OK:
+                raise ValueError("postings are not grouped by the hashes looked up")
         # a hash table over the keys (load at most a half): the join finds each query hash's
         # run in a probe or two, where a binary search cost it ~14 unpredictable branches
         self._slot_bits = max(4, int(len(self.keys)).bit_length() + 1)

@@ -201,10 +201,10 @@ class MatchSession:
         if not new_hashes:
             return
         uniq = unique_hashes(np.concatenate([h for _, h, _ in new_hashes]))
-        postings = self.catalog.lookup(uniq)
+        postings, starts = self.catalog.lookup_grouped(uniq)
         if len(postings) == 0:
             return
-        runs = PostingRuns(postings, uniq)
+        runs = PostingRuns(postings, uniq, starts)
         for speed, hashes, times in new_hashes:
             runs.join(self._hits[speed], hashes, times, self.max_postings, self._weights)
 

@@ -60,11 +60,13 @@ class PostingsReader:
         self._handle = handle
         return True
 
-    def lookup(self, keys: np.ndarray, txn_id: int) -> np.ndarray | None:
+    def lookup(self, keys: np.ndarray, txn_id: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Every posting of `keys` (uint32 hashes) in the snapshot of read transaction
-        `txn_id`, grouped by key in the keys' order (LOOKUP_DTYPE records), or None when this
-        snapshot cannot be read here."""
+        `txn_id`, grouped by key in the keys' order (LOOKUP_DTYPE records), with where each
+        key's postings begin (int64, one more than the keys: the total last); or None when
+        this snapshot cannot be read here."""
         keys = np.ascontiguousarray(keys, np.uint32)
+        starts = np.empty(len(keys) + 1, np.int64)
         with self._lock:
             if not self._open():
                 return None
@@ -72,7 +74,8 @@ class PostingsReader:
             while True:
                 out = np.empty(cap, LOOKUP_DTYPE)
                 got = int(lib.es_pl_lookup(self._handle, txn_id, ffi.cast("unsigned int *", ffi.from_buffer(keys)),
-                                           len(keys), ffi.cast("unsigned char *", ffi.from_buffer(out)), cap))
+                                           len(keys), ffi.cast("unsigned char *", ffi.from_buffer(out)), cap,
+                                           ffi.cast("long long *", ffi.from_buffer(starts))))
                 if got == lib.ES_PL_STALE:
                     self.declined += 1
                     return None
@@ -82,7 +85,7 @@ class PostingsReader:
                     return None
                 if got <= cap:
                     self.direct += 1
-                    return out[:got]
+                    return out[:got], starts
                 cap = got      # a key with many postings: once more with room for all
 
     def _close(self) -> None:
