@@ -254,9 +254,10 @@ class MatchSession:
                 self._hits[speed].query_hashes += len(hashes)
                 sample.append((speed, hashes, times))
         self._look_up_and_join(sample)
-        # only p matters here: the cells' places (a second pass over their hits) are not asked
-        partial = ((self._scored(speed, None, 1), speed) for speed, _, _ in sample)
-        ranked = sorted((c.p_value, speed) for c, speed in partial if c is not None)
+        # only p matters here: neither the cells' places (a second pass over their hits) nor
+        # their tracks (a catalog read each) are asked for
+        partial = ((self._cell(speed, None, None), speed) for speed, _, _ in sample)
+        ranked = sorted((_p_value(c, 1), speed) for c, speed in partial if c is not None)
         go_on = {speed for p, speed in ranked if p <= screen_p} | {speed for _, speed in ranked[:keep]}
         # a continuing hypothesis: all of its anchors hashed now, its evidence gathered
         # afresh in anchor order (the sampled keys are looked up a second time: cheaper than
@@ -369,11 +370,7 @@ class MatchSession:
         tr = self._track(cell.track)
         if tr is None:
             return None
-        # the floor of the tail's scale in the counts' unit: weighted counts scale with the
-        # hits' mean weight (a small catalog's hashes are nearly all rare, weighing ~16)
-        floor = BETA_FLOOR * cell.weight / max(1, cell.hits)
-        log_p = tail_log_p(cell.count, cell.k, cell.u, cell.top_sum, floor) + math.log(n_speeds)
-        return _Scored(speed, since_here, mute_here, cell, tr, math.exp(min(0.0, log_p)))
+        return _Scored(speed, since_here, mute_here, cell, tr, _p_value(cell, n_speeds))
 
     def _as_match(self, c: _Scored) -> Match:
         """The match a scored hypothesis names: its place is the median offset of the cell's hits."""
@@ -423,6 +420,15 @@ class MatchSession:
         if last is not None and last[3] is c.cell and last[2] == window.generation:
             self._last_cell[c.speed] = (last[0], last[1], last[2], replace(c.cell, offsets=offsets))
         return offsets
+
+
+def _p_value(cell: CellScore, n_speeds: int) -> float:
+    """A best cell's chance under the null, corrected for `n_speeds` hypotheses."""
+    # the floor of the tail's scale in the counts' unit: weighted counts scale with the
+    # hits' mean weight (a small catalog's hashes are nearly all rare, weighing ~16)
+    floor = BETA_FLOOR * cell.weight / max(1, cell.hits)
+    log_p = tail_log_p(cell.count, cell.k, cell.u, cell.top_sum, floor) + math.log(n_speeds)
+    return math.exp(min(0.0, log_p))
 
 
 def salient_peaks(peaks: np.ndarray, share: int) -> np.ndarray:
