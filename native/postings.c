@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define POSTING_BYTES 6  /* a stored posting: track u24, frame u24, big-endian */
 
@@ -13,6 +14,24 @@ struct es_pl {
     MDB_env *env;
     MDB_dbi dbi;
 };
+
+/* The postings' keys are 4-byte big-endian hashes, stored in memcmp order; that is their
+ * order as unsigned integers, compared here in registers without a call per comparison (a
+ * lookup's descent makes ~20). Other sizes keep LMDB's own rule (memcmp, then length). */
+static int key_cmp(const MDB_val *a, const MDB_val *b)
+{
+    if (a->mv_size == 4 && b->mv_size == 4) {
+        const unsigned char *x = a->mv_data, *y = b->mv_data;
+        const unsigned int u = ((unsigned int)x[0] << 24) | ((unsigned int)x[1] << 16) |
+                               ((unsigned int)x[2] << 8) | x[3];
+        const unsigned int v = ((unsigned int)y[0] << 24) | ((unsigned int)y[1] << 16) |
+                               ((unsigned int)y[2] << 8) | y[3];
+        return (u > v) - (u < v);
+    }
+    const size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    const int c = memcmp(a->mv_data, b->mv_data, n);
+    return c ? c : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+}
 
 es_pl *es_pl_open(const char *dir, int *err)
 {
@@ -28,7 +47,8 @@ es_pl *es_pl_open(const char *dir, int *err)
     if ((rc = mdb_env_set_maxdbs(pl->env, 8)) != 0
         || (rc = mdb_env_open(pl->env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | MDB_NORDAHEAD, 0644)) != 0
         || (rc = mdb_txn_begin(pl->env, NULL, MDB_RDONLY, &txn)) != 0
-        || (rc = mdb_dbi_open(txn, "postings", 0, &pl->dbi)) != 0)
+        || (rc = mdb_dbi_open(txn, "postings", 0, &pl->dbi)) != 0
+        || (rc = mdb_set_compare(txn, pl->dbi, key_cmp)) != 0)
         goto fail;
     if ((rc = mdb_txn_commit(txn)) != 0) {  /* a read transaction's commit keeps the handle */
         txn = NULL;
