@@ -213,7 +213,8 @@ class MatchSession:
         """Hash the peaks seen so far under every speed not yet tried (end of stream).
 
         With `screen_every` n > 1 each of them is first looked up on the most salient n-th of
-        the query's anchors alone (salience: a peak's level over its neighbourhood). Only the
+        the query's anchors alone (salience: a peak's level over its neighbourhood; only those
+        anchors are hashed, the same peaks under every speed). Only the
         `screen_keep` likeliest of them, and any other whose evidence there is already
         unlikely by chance (p <= `screen_p` on its own), are looked up in full; the rest keep
         their partial evidence. A song played off speed stands out on a fraction of its
