@@ -226,8 +226,8 @@ static int window_chunk(const unsigned char *d, int len, int window_bins, short 
 /* window_chunk's largest window where no window can pass 255 (every count it reads, the
  * chunk's and the window_bins - 1 after it, at most 255 / window_bins: nearly every block
  * of a catalog of hours), in 8-bit lanes: twice the bins a vector and nothing widened.
- * Returns -1 when a count is too large for it or a window is one bin (window_chunk then); the place of the
- * largest is window_chunk's to find. */
+ * Returns -1 when a count is too large for it or a window is one bin (window_chunk then);
+ * the place of the largest is window_chunk's to find. */
 static inline int window_chunk_u8(const unsigned char *d, int len, int window_bins)
 {
     if (window_bins < 2)

@@ -492,16 +492,14 @@ class PostingRuns:
         self.keys = np.ascontiguousarray(keys, np.uint32)
         self._raw = ffi.cast("unsigned char *", ffi.from_buffer(postings))
         self._keys = ffi.cast("unsigned int *", ffi.from_buffer(self.keys))
-        if starts is not None:
-            if len(starts) != len(self.keys) + 1 or starts[-1] != len(postings):
+        given = starts is not None
+        self.starts = np.ascontiguousarray(starts, np.int64) if given else np.empty(len(self.keys) + 1, np.int64)
+        self._starts = ffi.cast("long long *", ffi.from_buffer(self.starts))
+        if given:
+            if len(self.starts) != len(self.keys) + 1 or self.starts[-1] != len(postings):
                 raise ValueError("the runs given do not fit the postings")
-            self.starts = np.ascontiguousarray(starts, np.int64)
-            self._starts = ffi.cast("long long *", ffi.from_buffer(self.starts))
-        else:
-            self.starts = np.empty(len(self.keys) + 1, np.int64)
-            self._starts = ffi.cast("long long *", ffi.from_buffer(self.starts))
-            if lib.es_ev_runs(self._raw, len(postings), self._keys, len(self.keys), self._starts) != lib.ES_EV_OK:
-                raise ValueError("postings are not grouped by the hashes looked up")
+        elif lib.es_ev_runs(self._raw, len(postings), self._keys, len(self.keys), self._starts) != lib.ES_EV_OK:
+            raise ValueError("postings are not grouped by the hashes looked up")
         # a hash table over the keys (load at most a half): the join finds each query hash's
         # run in a probe or two, where a binary search cost it ~14 unpredictable branches
         self._slot_bits = max(4, int(len(self.keys)).bit_length() + 1)

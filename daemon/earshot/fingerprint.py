@@ -175,19 +175,27 @@ def _hashes_per_anchor(params: HashParams) -> int:
     return params.fanout * per_pair
 
 
+def _hashes_into(cap: int, fill: Any, refused: str) -> tuple[np.ndarray, np.ndarray]:
+    """Room for `cap` hashes and anchor times, filled by `fill(hashes_ptr, times_ptr)` (a
+    hashing kernel's call, which returns how many it wrote or ES_FP_EINVAL, then `refused`
+    is the error's message): what it wrote."""
+    hashes = np.empty(cap, np.uint32)
+    times = np.empty(cap, np.float32)
+    n = fill(uint_ptr(hashes), float_ptr(times))
+    if n < 0:
+        raise EarshotError(refused)
+    return hashes[:n], times[:n]
+
+
 def _hash_anchors(c_params: Any, per_anchor: int, peaks: np.ndarray, n_peaks: int, first: int,
                   end: int, speed: float) -> tuple[np.ndarray, np.ndarray]:
     """es_fp_hash on anchors [first, end) of peaks[:n_peaks] (PEAK_DTYPE, contiguous)."""
     if end <= first:
         return np.empty(0, np.uint32), np.empty(0, np.float32)
     cap = (end - first) * per_anchor
-    hashes = np.empty(cap, np.uint32)
-    times = np.empty(cap, np.float32)
-    n = lib.es_fp_hash(c_params, ffi.cast("es_fp_peak *", ffi.from_buffer(peaks)), n_peaks,
-                       first, end, float(speed), uint_ptr(hashes), float_ptr(times), cap)
-    if n < 0:
-        raise EarshotError("invalid hashing parameters")
-    return hashes[:n], times[:n]
+    src = ffi.cast("es_fp_peak *", ffi.from_buffer(peaks))
+    return _hashes_into(cap, lambda h, t: lib.es_fp_hash(c_params, src, n_peaks, first, end, float(speed),
+                                                          h, t, cap), "invalid hashing parameters")
 
 
 def hash_peaks(
@@ -204,7 +212,6 @@ def hash_peaks(
                          first, end, speed)
 
 
-
 def hash_picked_peaks(
     peaks: np.ndarray, params: HashParams, anchors: np.ndarray, speed: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -216,14 +223,12 @@ def hash_picked_peaks(
         return np.empty(0, np.uint32), np.empty(0, np.float32)
     peaks = np.ascontiguousarray(peaks, dtype=PEAK_DTYPE)
     cap = len(anchors) * _hashes_per_anchor(params)
-    hashes = np.empty(cap, np.uint32)
-    times = np.empty(cap, np.float32)
-    n = lib.es_fp_hash_picked(_c_hash_params(params), ffi.cast("es_fp_peak *", ffi.from_buffer(peaks)),
-                              len(peaks), ffi.cast("int *", ffi.from_buffer(anchors)), len(anchors),
-                              float(speed), uint_ptr(hashes), float_ptr(times), cap)
-    if n < 0:
-        raise EarshotError("invalid hashing parameters or anchor indices")
-    return hashes[:n], times[:n]
+    src = ffi.cast("es_fp_peak *", ffi.from_buffer(peaks))
+    picked = ffi.cast("int *", ffi.from_buffer(anchors))
+    return _hashes_into(cap, lambda h, t: lib.es_fp_hash_picked(_c_hash_params(params), src, len(peaks), picked,
+                                                                 len(anchors), float(speed), h, t, cap),
+                        "invalid hashing parameters or anchor indices")
+
 
 class HashStream:
     """Peaks in, hashes out as soon as each anchor's target zone is complete.

@@ -83,9 +83,10 @@ def resample(signal: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     kept = getattr(_kept, "converters", None)
     if kept is None:
         kept = _kept.converters = {}
-    rs = kept.get((int(in_rate), int(out_rate)))
+    rates = (int(in_rate), int(out_rate))
+    rs = kept.get(rates)
     if rs is None:
-        rs = kept[int(in_rate), int(out_rate)] = Resampler(in_rate, out_rate)
+        rs = kept[rates] = Resampler(*rates)
     else:
         rs.reset()
     head = rs.process(signal)
