@@ -19,7 +19,10 @@ position is the catalog offset plus the audio time elapsed (times the speed foun
 offset following the song's recent hits (a deck between two speed hypotheses drifts), and it
 stays `playing` across a few seconds without evidence (someone talking over it). It ends when
 it has not been heard for `lost_after_s`, sooner when the room has gone quiet, or at once
-when another song is recognised surely while this one is no longer heard. "Heard" means its
+when another song is recognised surely while this one is no longer heard — unless the song
+itself is heard again at another place in it (a seek, or a repeated passage it was first
+aligned to): then it is followed there (`now_playing` playing → playing, "found again at
+another place"), neither ended nor announced again. "Heard" means its
 hits at its own offset are at least `min_support` in the last seconds or, in a noisy room
 where they come sparsely, more over the window than the track's own background of
 coincidental hits would put in one cell (a Poisson tail, `heard_p`). With time-tolerant
@@ -55,6 +58,7 @@ class NowPlayingParams:
     min_support: int = 3           # hits at the song's offset within recent_s
     heard_p: float = 1e-3          # or over the window, this unlikely to be coincidence
     recent_beyond_chance: bool = True  # the recent hits must also be this unlikely (see update)
+    moved_s: float = 1.0           # a playing song found this far from its place has moved there
     lost_after_s: float = 10.0     # a playing song unheard this long has ended
     quiet_end_s: float = 3.0       # ... or this long when the room is quiet
     speeds_per_evaluation: int = 1  # off-nominal speed hypotheses scored per evaluation ...
@@ -163,7 +167,16 @@ class NowPlaying:
                 self._follow_drift(song, session, recent / self.frame_s, count)
             unheard = now_s - song.last_heard_s
             # only while the song's hits are few can another have begun: look for it then
-            other = None if heard or quiet else sure(self._rotation(session), (song.match.track.track_id, math.inf))
+            other = None
+            if not (heard or quiet):
+                speeds = self._rotation(session)
+                other = sure(speeds, (song.match.track.track_id, math.inf))
+                # before another song replaces it, or its silence ends it: has it moved?
+                moved = self._moved(song, session, speeds, now_s, count) \
+                    if other is not None or unheard >= p.recent_s else None
+                if moved is not None:
+                    self._follow_move(now_s, moved, events)
+                    return events
             if other is not None:
                 self._end(now_s, "another song", events)
                 self._become_candidate(now_s, other, session, events)
@@ -224,6 +237,47 @@ class NowPlaying:
                                      since_frame=since_frame, tolerance_frames=half)
         right = in_cell - left
         song.offset_frames += max(-1.0, min(1.0, (right - left) / in_cell * half / 2.0))
+
+    def _moved(self, song: _Song, session: MatchSession, speeds: tuple[float, ...], now_s: float,
+               recent_here: int) -> Match | None:
+        """The playing song's best place now, when that is another place in it (a seek; or a
+        repeated passage it was first aligned to, left behind): nothing heard at its own place
+        in the last seconds, the other place heard there beyond chance, and ahead of its own
+        place over the window. A song whose opening repeats 12 s later had been aligned to the
+        repeat; when the repeat ran out it looked unheard, the search for another song (the
+        playing one left out) named a second catalog song that carries the passage, and the
+        right one came back as a repeat (traced on a capture, development catalog format).
+        Loops in a room are why every condition is needed: without them, half the moves on the
+        hour benchmark's room went to a repeat of the passage and back."""
+        p = self.params
+        if recent_here > 0:
+            return None
+        best = session.best(since_frame=max(0.0, now_s - p.window_s) / self.frame_s, speeds=speeds,
+                            max_p=p.max_p)
+        if best is None or best.track.track_id != song.match.track.track_id \
+                or self._same(best, song, now_s, p.moved_s):
+            return None
+        there = _Song(best, best.offset_s / self.frame_s, now_s, now_s, now_s)
+        recent = max(0.0, now_s - p.recent_s)
+        tolerance = p.offset_tolerance_s / self.frame_s
+        count, _, of_track = session.support(best.track.track_id, there.offset_frames, best.speed,
+                                             since_frame=recent / self.frame_s, tolerance_frames=tolerance)
+        if count < p.min_support or not self._beyond_chance(there, count, of_track, now_s - recent):
+            return None
+        since = max(0.0, now_s - p.window_s) / self.frame_s
+        new_place, _ = session.track_support(best.track.track_id, there.offset_frames, best.speed,
+                                             since_frame=since, tolerance_frames=tolerance)
+        old_place, _ = session.track_support(song.match.track.track_id, song.offset_frames, song.match.speed,
+                                             since_frame=since, tolerance_frames=tolerance)
+        return best if new_place > old_place else None
+
+    def _follow_move(self, now_s: float, m: Match, events: list[EventBase]) -> None:
+        """The playing song goes on from another place in it (no new announcement)."""
+        assert self.song is not None
+        self.song.match = m
+        self.song.offset_frames = m.offset_s / self.frame_s
+        self.song.last_heard_s = now_s
+        self._set_state("playing", now_s, events, reason="found again at another place")
 
     def _heard_over_window(self, song: _Song, session: MatchSession, now_s: float) -> bool:
         """`_beyond_chance` over the whole window: a song whose hits come sparsely in a noisy

@@ -1,0 +1,48 @@
+"""A playing song heard again at another place in itself (a seek, or a loop it was first
+aligned to wrongly: its opening repeats) is followed there, not ended and announced again,
+and no other song that shares the passage is announced meanwhile."""
+import numpy as np
+import pytest
+from earshot.audio.decode import Audio
+from earshot.catalog import Catalog
+from earshot.ingest import ingest_audio
+from earshot.pipeline import Pipeline
+from music import add_noise, song
+
+RATE = 48000
+SONG_S = 140.0
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    path = tmp_path_factory.mktemp("realign") / "catalog"
+    with Catalog.open(path, create=True) as cat:
+        for i in range(4):
+            ingest_audio(cat, Audio(song(500 + i, SONG_S, RATE)[:, None], RATE), {"title": f"S{i}"}, f"/m/{i}.wav")
+    with Catalog.open(path, readonly=True) as cat:
+        yield cat
+
+
+def run(catalog, x):
+    pipe = Pipeline(catalog, RATE, 1)
+    events = []
+    hop = RATE // 4
+    for i in range(0, len(x), hop):
+        events += pipe.process(x[i:i + hop, None])
+    return pipe, events
+
+
+def test_a_seek_within_the_playing_song_is_followed_without_a_new_announcement(catalog):
+    track = song(502, SONG_S, RATE)
+    lead = np.zeros(RATE, np.float32)
+    first, second = track[10 * RATE:40 * RATE], track[90 * RATE:130 * RATE]   # 30 s, then a skip ahead
+    x = add_noise(np.concatenate([lead, first, second]), 15.0, seed=3)
+    pipe, events = run(catalog, x)
+    assert [e.title for e in events if e.event == "match"] == ["S2"]
+    states = [(e.state, e.reason) for e in events if e.event == "now_playing"]
+    assert ("playing", "found again at another place") in states
+    assert not [s for s, _ in states if s == "ended"]
+    moved = next(e for e in events if e.event == "now_playing" and e.reason == "found again at another place")
+    assert 90.0 < moved.position_s < 90.0 + 8.0     # followed within seconds of the skip
+    now = pipe.stats.audio_s - 1.0
+    assert pipe.nowplaying.position_s(now) == pytest.approx(90.0 + (now - 31.0), abs=0.25)
