@@ -1,11 +1,9 @@
-"""A playing song heard again at another place in itself (a seek, or a loop it was first
-aligned to wrongly: its opening repeats) is followed there, not ended and announced again,
-and no other song that shares the passage is announced meanwhile."""
+"""A playing song heard again at another place in itself (a seek here; a repeated passage it
+was first aligned to is the same case) is followed there: announced once, never ended, its
+position right after the move."""
 import numpy as np
 import pytest
-from earshot.audio.decode import Audio
-from earshot.catalog import Catalog
-from earshot.ingest import ingest_audio
+from catalogs import readonly_song_catalog
 from earshot.pipeline import Pipeline
 from music import add_noise, song
 
@@ -15,11 +13,7 @@ SONG_S = 140.0
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
-    path = tmp_path_factory.mktemp("realign") / "catalog"
-    with Catalog.open(path, create=True) as cat:
-        for i in range(4):
-            ingest_audio(cat, Audio(song(500 + i, SONG_S, RATE)[:, None], RATE), {"title": f"S{i}"}, f"/m/{i}.wav")
-    with Catalog.open(path, readonly=True) as cat:
+    for cat, _ in readonly_song_catalog(tmp_path_factory.mktemp("realign"), range(500, 504), RATE, SONG_S):
         yield cat
 
 
