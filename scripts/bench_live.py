@@ -295,10 +295,11 @@ def score(segments: list[Segment], events: list[dict[str, Any]], end_s: float) -
                       "into_segment_s": None if seg is None else round(m["t"] - seg.start_s, 2)})
     # playing intervals: from a `playing` state to the next state change
     intervals: list[dict[str, Any]] = []
-    moves = [e for e in states if e["previous"] == "playing" and e["state"] == "playing"]
+    moves = 0
     for e in states:
-        if e in moves:
-            continue    # the song followed to another place in it: it goes on playing
+        if e["previous"] == "playing" and e["state"] == "playing":
+            moves += 1  # the song followed to another place in it: it goes on playing
+            continue
         if e["previous"] == "playing" and intervals and intervals[-1]["end"] is None:
             intervals[-1]["end"] = e["t"]
             intervals[-1]["reason"] = e.get("reason")
@@ -351,7 +352,7 @@ def score(segments: list[Segment], events: list[dict[str, Any]], end_s: float) -
         "end_latency_s": {k: {"n": len(v), "median": pct(v, 50), "max": max(v), "values": [round(x, 2) for x in v]}
                           for k, v in ends.items()},
         "premature_ends": premature,
-        "moves": len(moves),
+        "moves": moves,
         "events": dict(Counter(e["event"] for e in events)),
     }
 

@@ -33,15 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_corpus  # noqa: E402
 from bench_recognition import fingerprint_params  # noqa: E402
 from earshot.audio.decode import Audio, decode  # noqa: E402
-from earshot.audio.resample import mix_mono, resample  # noqa: E402
 from earshot.catalog import Catalog  # noqa: E402
 from earshot.errors import CatalogError  # noqa: E402
+from earshot.fingerprint import DEFAULT_PARAMS  # noqa: E402
 from earshot.identify import DEFAULT_MIN_CONFIDENCE, recognise_audio  # noqa: E402
-from earshot.ingest import ingest_file  # noqa: E402
+from earshot.ingest import fingerprint_rate_signal, ingest_file  # noqa: E402
 from earshot.testing import damage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-RATE = 8000
+RATE = DEFAULT_PARAMS.sample_rate
 DAMAGES = "room,reverb1.0,reverb0.5,pink0,pink5,white0,clean,room@0.98,pink10@1.045"
 UNKNOWN_DAMAGES = ("clean", "pink5", "room", "reverb1.0", "pink0")
 THRESHOLDS = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 1e-7)
@@ -81,8 +81,7 @@ def draw_queries(dev: list[str], unknown: list[bench_corpus.CorpusTrack], damage
     rng = np.random.default_rng([seed, 17])
 
     def load(path: str) -> np.ndarray:
-        audio = decode(Path(path))
-        return resample(mix_mono(audio.samples), audio.sample_rate, RATE)
+        return fingerprint_rate_signal(decode(Path(path)), DEFAULT_PARAMS)
 
     picks = rng.choice(len(dev), min(40, len(dev)), replace=False)
     signals = {int(i): load(dev[i]) for i in picks}

@@ -149,10 +149,7 @@ class NowPlaying:
             assert self.song is not None
             song = self.song
             recent = max(0.0, now_s - p.recent_s)
-            count, latest, of_track = session.support(
-                song.match.track.track_id, song.offset_frames, song.match.speed,
-                since_frame=recent / self.frame_s, tolerance_frames=p.offset_tolerance_s / self.frame_s,
-            )
+            count, latest, of_track = self._support_since(session, song.match, song.offset_frames, recent)
             heard = count >= p.min_support
             # with time-tolerant hashes a room's noise meets a track's hashes three times as
             # often, and `min_support` hits in a few seconds come by chance in a cell of a track
@@ -160,7 +157,7 @@ class NowPlaying:
             # exact gaps that test ends songs still playing in a noisy room (hours 1 / 7 / 13:
             # 16 early ends instead of 9), so the count suffices there
             recent_ok = heard and (not p.recent_beyond_chance
-                                   or self._beyond_chance(song, count, of_track, now_s - recent))
+                                   or self._beyond_chance(song.match, count, of_track, now_s - recent))
             if (recent_ok or self._heard_over_window(song, session, now_s)) and latest is not None:
                 song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
             if heard:
@@ -172,8 +169,9 @@ class NowPlaying:
                 speeds = self._rotation(session)
                 other = sure(speeds, (song.match.track.track_id, math.inf))
                 # before another song replaces it, or its silence ends it: has it moved?
-                moved = self._moved(song, session, speeds, now_s, count) \
-                    if other is not None or unheard >= p.recent_s else None
+                moved = None
+                if count == 0 and (other is not None or unheard >= p.recent_s):
+                    moved = self._moved(song, sure(speeds, None), session, now_s)
                 if moved is not None:
                     self._follow_move(now_s, moved, events)
                     return events
@@ -238,37 +236,28 @@ class NowPlaying:
         right = in_cell - left
         song.offset_frames += max(-1.0, min(1.0, (right - left) / in_cell * half / 2.0))
 
-    def _moved(self, song: _Song, session: MatchSession, speeds: tuple[float, ...], now_s: float,
-               recent_here: int) -> Match | None:
-        """The playing song's best place now, when that is another place in it (a seek; or a
-        repeated passage it was first aligned to, left behind): nothing heard at its own place
-        in the last seconds, the other place heard there beyond chance, and ahead of its own
-        place over the window. A song whose opening repeats 12 s later had been aligned to the
-        repeat; when the repeat ran out it looked unheard, the search for another song (the
-        playing one left out) named a second catalog song that carries the passage, and the
-        right one came back as a repeat (traced on a capture, development catalog format).
-        Loops in a room are why every condition is needed: without them, half the moves on the
-        hour benchmark's room went to a repeat of the passage and back."""
+    def _moved(self, song: _Song, best: Match | None, session: MatchSession, now_s: float) -> Match | None:
+        """`best` (the window's best match, nothing left out) when it is the playing song at
+        another place in it (a seek; or a repeated passage it was first aligned to, left
+        behind), heard there beyond chance in the last seconds and more there than at the
+        song's own place over the window; the caller has found no hit at its own place in the
+        last seconds. A song whose opening repeats 12 s later had been aligned to the repeat;
+        when the repeat ran out it looked unheard, the search for another song (the playing
+        one left out) named a second catalog song that carries the passage, and the right one
+        came back as a repeat (traced on a capture, development catalog format). Loops in a
+        room are why every condition is needed: without them, half the moves on the hour
+        benchmark's room went to a repeat of the passage and back."""
         p = self.params
-        if recent_here > 0:
-            return None
-        best = session.best(since_frame=max(0.0, now_s - p.window_s) / self.frame_s, speeds=speeds,
-                            max_p=p.max_p)
         if best is None or best.track.track_id != song.match.track.track_id \
                 or self._same(best, song, now_s, p.moved_s):
             return None
-        there = _Song(best, best.offset_s / self.frame_s, now_s, now_s, now_s)
+        there = best.offset_s / self.frame_s
         recent = max(0.0, now_s - p.recent_s)
-        tolerance = p.offset_tolerance_s / self.frame_s
-        count, _, of_track = session.support(best.track.track_id, there.offset_frames, best.speed,
-                                             since_frame=recent / self.frame_s, tolerance_frames=tolerance)
-        if count < p.min_support or not self._beyond_chance(there, count, of_track, now_s - recent):
+        count, _, of_track = self._support_since(session, best, there, recent)
+        if not self._beyond_chance(best, count, of_track, now_s - recent):
             return None
-        since = max(0.0, now_s - p.window_s) / self.frame_s
-        new_place, _ = session.track_support(best.track.track_id, there.offset_frames, best.speed,
-                                             since_frame=since, tolerance_frames=tolerance)
-        old_place, _ = session.track_support(song.match.track.track_id, song.offset_frames, song.match.speed,
-                                             since_frame=since, tolerance_frames=tolerance)
+        new_place, _ = self._window_support(session, best, there, now_s)
+        old_place, _ = self._window_support(session, song.match, song.offset_frames, now_s)
         return best if new_place > old_place else None
 
     def _follow_move(self, now_s: float, m: Match, events: list[EventBase]) -> None:
@@ -279,18 +268,28 @@ class NowPlaying:
         self.song.last_heard_s = now_s
         self._set_state("playing", now_s, events, reason="found again at another place")
 
+    def _support_since(self, session: MatchSession, m: Match, offset_frames: float, since_s: float
+                       ) -> tuple[int, float | None, int]:
+        """`MatchSession.support` of a track at an offset since a time: hits there, the latest
+        one's frame, the track's hits in all."""
+        return session.support(m.track.track_id, offset_frames, m.speed, since_frame=since_s / self.frame_s,
+                               tolerance_frames=self.params.offset_tolerance_s / self.frame_s)
+
+    def _window_support(self, session: MatchSession, m: Match, offset_frames: float, now_s: float
+                        ) -> tuple[int, int]:
+        """Hits of a track at an offset over the window, and the track's hits in all."""
+        since = max(0.0, now_s - self.params.window_s)
+        return session.track_support(m.track.track_id, offset_frames, m.speed, since_frame=since / self.frame_s,
+                                     tolerance_frames=self.params.offset_tolerance_s / self.frame_s)
+
     def _heard_over_window(self, song: _Song, session: MatchSession, now_s: float) -> bool:
         """`_beyond_chance` over the whole window: a song whose hits come sparsely in a noisy
         room stays heard."""
-        m = song.match
-        since = max(0.0, now_s - self.params.window_s)
-        in_cell, of_track = session.track_support(m.track.track_id, song.offset_frames, m.speed,
-                                                  since_frame=since / self.frame_s,
-                                                  tolerance_frames=self.params.offset_tolerance_s / self.frame_s)
-        return self._beyond_chance(song, in_cell, of_track, now_s - since)
+        in_cell, of_track = self._window_support(session, song.match, song.offset_frames, now_s)
+        return self._beyond_chance(song.match, in_cell, of_track, now_s - max(0.0, now_s - self.params.window_s))
 
-    def _beyond_chance(self, song: _Song, in_cell: int, of_track: int, span_s: float) -> bool:
-        """Whether `in_cell` hits at the song's offset over the last `span_s` are more than the
+    def _beyond_chance(self, m: Match, in_cell: int, of_track: int, span_s: float) -> bool:
+        """Whether `in_cell` hits at a track's offset over the last `span_s` are more than the
         track's own coincidental hits (`of_track` in all) would put there: these are spread
         over every offset of the track, so one cell of width 2·tolerance expects
         n·2·tol / (duration + span) of them (a Poisson tail). Over the recent seconds this
@@ -300,7 +299,7 @@ class NowPlaying:
         if in_cell < p.min_support:
             return False
         tol = p.offset_tolerance_s / self.frame_s
-        span = (song.match.track.duration_s + span_s) / self.frame_s
+        span = (m.track.duration_s + span_s) / self.frame_s
         expected = (of_track - in_cell) * 2.0 * tol / max(span, 2.0 * tol)
         return poisson_tail(in_cell, expected) <= p.heard_p
 
