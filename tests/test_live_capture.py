@@ -3,7 +3,6 @@ through ALSA as `vmic`, into which real music (with room noise) is played. The d
 recognise the song, track its position, notice the song change and the silence after, and
 survive the sound server being killed mid-song and coming back."""
 import json
-import os
 import subprocess
 import sys
 import threading

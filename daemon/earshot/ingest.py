@@ -11,11 +11,11 @@ from .audio.decode import Audio, Limits, decode, file_digest
 from .audio.resample import Resampler, mix_mono, resample
 from .catalog import Catalog, NewTrack
 from .fingerprint import FingerprintParams, PeakStream, hash_peaks
+from .tags import TrackMeta, read_meta
 
 # Frames per step of the ingest pipeline: small enough that the mono mix, the resampled
 # block and the spectra stay in cache, large enough that the per-call cost is nothing.
 _BLOCK_FRAMES = 1 << 17
-from .tags import TrackMeta, read_meta
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..audio.decode import Limits, find_audio_files
-from ..catalog import Catalog
+from ..audio.decode import file_digest, find_audio_files
+from ..catalog import Catalog, NewTrack
 from ..errors import AudioError, CatalogError, CatalogInUse, UsageError
-from ..audio.decode import file_digest
-from ..catalog import NewTrack
 from ..ingest import prepare_file
 from .common import Progress, add_catalog_option, catalog_path, compact_and_say, config_from_args, limits_from
 
