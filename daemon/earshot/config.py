@@ -96,9 +96,9 @@ class ListenSection(Section):
                               "a damaged song sooner for more CPU and evidence memory (`identify` uses 6)")
     time_tolerance: int = Field(0, ge=0, le=2, description="frames (16 ms) by which live query hashes may "
                                 "miss a pair's time gap: 1 recognises sooner in reverberant, noisy rooms "
-                                "(room median 19.8 -> 12.1 s on the hour benchmark) but, from some capture "
-                                "alignments, names a faint recording that another song mixes in (9 of 28 clean "
-                                "hours captured at 44.1 kHz; 0 of 28 at 0), for about 20 % more CPU and memory "
+                                "(room medians 17.3 / 15.7 / 19.9 -> 12.1 / 12.8 / 10.4 s on three benchmark hours) but, "
+                                "from some capture alignments, names a faint recording that another song mixes in "
+                                "(8 of 28 clean hours captured at 44.1 kHz; 0 of 28 at 0), for about 20 % more CPU and memory "
                                 "(`identify` always uses 1)")
     time_tolerance_speeds: Literal["nominal", "all"] = Field(
         "nominal", description="which speed hypotheses take the time tolerance: 'nominal' (songs at "

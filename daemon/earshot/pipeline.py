@@ -82,8 +82,8 @@ class Pipeline:
         speeds = DEFAULT_SPEEDS if recognition.speed_search else (1.0,)
         # hits weigh by how rare their hash is, as `identify`'s do; live queries hash exact
         # time gaps unless told otherwise. `identify`'s ±1 frame tolerance on the nominal
-        # hypothesis cuts the room's median latency (19.8 -> 12.1 s on the hour benchmark), but
-        # a capture's alignment to the frames decides which hashes it gives, and from 9 of 28
+        # hypothesis cuts the room's median latency (17.3 -> 12.1 s on hour 1), but a
+        # capture's alignment to the frames decides which hashes it gives, and from 8 of 28
         # alignments of three clean hours it named a faint recording an unknown song mixes in
         # (0 of 28 with exact gaps; README, live listener). On every speed hypothesis ("all")
         # the tolerance doubles the CPU.
