@@ -8,7 +8,7 @@ STAMP := $(VENV)/.earshot-installed
 .PHONY: help setup build test demo bench clean native-check test-native-c test-aarch64 bench-pi bench-live install uninstall
 
 help:
-	@echo "make demo   - build a catalog from real music and recognise damaged excerpts"
+	@echo "make demo   - listen to a virtual room: catalog, recognition, loudness, MQTT messages shown"
 	@echo "make test   - install what is needed and run the whole test suite"
 	@echo "make build  - rebuild the C kernels into the virtual environment"
 	@echo "make bench  - run the benchmarks (slow; installs the music corpus)"
