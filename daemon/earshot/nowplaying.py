@@ -286,7 +286,7 @@ class NowPlaying:
         """`_beyond_chance` over the whole window: a song whose hits come sparsely in a noisy
         room stays heard."""
         in_cell, of_track = self._window_support(session, song.match, song.offset_frames, now_s)
-        return self._beyond_chance(song.match, in_cell, of_track, now_s - max(0.0, now_s - self.params.window_s))
+        return self._beyond_chance(song.match, in_cell, of_track, min(now_s, self.params.window_s))
 
     def _beyond_chance(self, m: Match, in_cell: int, of_track: int, span_s: float) -> bool:
         """Whether `in_cell` hits at a track's offset over the last `span_s` are more than the
