@@ -324,9 +324,11 @@ def cli_check(catalog_dir: Path, excerpts: list[Excerpt], results: list[dict[str
 
 def kernel_fft_bench(frames: int, rng: np.random.Generator) -> dict[str, Any]:
     """The C power spectrum (es_fft_power) against numpy's rfft on the same frames."""
+    from earshot.fingerprint import DEFAULT_PARAMS
     from earshot.native import ffi, float_ptr, lib
 
-    n_fft, bins = 1024, 513
+    n_fft = DEFAULT_PARAMS.catalog_peaks.n_fft   # the fingerprint's frame
+    bins = n_fft // 2 + 1
     x = (rng.standard_normal((frames, n_fft)) * 0.1).astype(np.float32)
     out = np.empty((frames, bins), dtype=np.float32)
     fft = ffi.gc(lib.es_fft_new(n_fft), lib.es_fft_free)

@@ -33,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_corpus  # noqa: E402
 from bench_recognition import fingerprint_params  # noqa: E402
 from earshot.audio.decode import Audio, decode  # noqa: E402
+from earshot.audio.resample import mix_mono, resample  # noqa: E402
 from earshot.catalog import Catalog  # noqa: E402
 from earshot.errors import CatalogError  # noqa: E402
 from earshot.fingerprint import DEFAULT_PARAMS  # noqa: E402
 from earshot.identify import DEFAULT_MIN_CONFIDENCE, recognise_audio  # noqa: E402
-from earshot.ingest import fingerprint_rate_signal, ingest_file  # noqa: E402
+from earshot.ingest import ingest_file  # noqa: E402
 from earshot.testing import damage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,11 +78,13 @@ def variant_catalog(folder: Path, overrides: str, sources: list[str]) -> Path:
 def draw_queries(dev: list[str], unknown: list[bench_corpus.CorpusTrack], damages: list[damage.Damage],
                  per_cell: int, n_unknown: int, seed: int) -> tuple[list[tuple], list[tuple]]:
     """Known queries (damage, length, source, offset_s, samples) from the development tracks
-    and unknown ones (length, source, samples), mono at RATE."""
+    and unknown ones (length, source, samples), mono at RATE (the fingerprint's rate unless
+    --rate says otherwise)."""
     rng = np.random.default_rng([seed, 17])
 
     def load(path: str) -> np.ndarray:
-        return fingerprint_rate_signal(decode(Path(path)), DEFAULT_PARAMS)
+        audio = decode(Path(path))
+        return resample(mix_mono(audio.samples), audio.sample_rate, RATE)
 
     picks = rng.choice(len(dev), min(40, len(dev)), replace=False)
     signals = {int(i): load(dev[i]) for i in picks}
@@ -164,6 +167,7 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global RATE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                     help="fingerprint overrides (as bench_recognition's --fingerprint); "
@@ -173,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unknown", type=int, default=200, help="unknown queries")
     ap.add_argument("--damages", default=DAMAGES, help="standard damage names, NAME@SPEED for a speed change")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out" / "study")
+    ap.add_argument("--rate", type=int, default=RATE,
+                    help="the rate queries are cut and damaged at (each variant resamples them to its own; "
+                         "raise it to compare fingerprint rates)")
     args = ap.parse_args(argv)
+    RATE = args.rate
     variants = {"current": ""}
     for spec in args.variant:
         name, sep, overrides = spec.partition("=")
