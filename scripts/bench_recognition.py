@@ -430,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     packages = bench_corpus.ensure_packages()
+    if any(damage.standard_damages()[n].talk_snr_db is not None for n in damages):
+        bench_corpus.ensure_packages(("espeak-ng",))  # the talk damage's voices
     corpus = bench_corpus.build_corpus(packages, args.out / "corpus")
     if not corpus:
         print("no music found: install " + " ".join(bench_corpus.PACKAGES) + " (as root)")

@@ -43,7 +43,7 @@ from earshot.testing import damage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = DEFAULT_PARAMS.sample_rate
-DAMAGES = "room,reverb1.0,reverb0.5,pink0,pink5,white0,clean,room@0.98,pink10@1.045"
+DAMAGES = "room,reverb1.0,reverb0.5,pink0,pink5,white0,clean,room@0.98,pink10@1.045,talk0"
 UNKNOWN_DAMAGES = ("clean", "pink5", "room", "reverb1.0", "pink0")
 THRESHOLDS = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 1e-7)
 TOLERANCE_S = 1.0

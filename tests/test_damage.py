@@ -110,6 +110,29 @@ def test_lossy_roundtrip_keeps_length_and_alignment() -> None:
     assert damage.snr_db(x, y) > 5.0  # damaged, not destroyed
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (make test installs it)")
+def test_talk_over_is_speech_at_the_stated_level() -> None:
+    voice = damage.speech(8000)
+    assert len(voice) > 8000 * 240  # minutes of it: queries seldom hear the same sentence
+    # it talks and pauses: 100 ms levels spread far wider than a steady noise's would
+    frames = voice[: len(voice) // 800 * 800].reshape(-1, 800)
+    level = 10 * np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
+    assert np.percentile(level, 90) - np.percentile(level, 10) > 20.0
+    # and it is a voice: most of its energy between 100 Hz and 4 kHz
+    spec = np.abs(np.fft.rfft(voice[: 8000 * 60].astype(np.float64))) ** 2
+    hz = np.fft.rfftfreq(8000 * 60, 1 / 8000)
+    assert spec[(hz > 100) & (hz < 4000)].sum() / spec.sum() > 0.9
+
+    track = music_like(30.0, np.random.default_rng(12))
+    talk = damage.standard_damages()["talk0"]
+    q = damage.apply(talk, track, RATE, 10 * RATE, 5 * RATE, np.random.default_rng(1))
+    assert damage.snr_db(track[10 * RATE : 15 * RATE], q) == pytest.approx(0.0, abs=0.01)
+    again = damage.apply(talk, track, RATE, 10 * RATE, 5 * RATE, np.random.default_rng(1))
+    other = damage.apply(talk, track, RATE, 10 * RATE, 5 * RATE, np.random.default_rng(2))
+    np.testing.assert_array_equal(q, again)  # a seed reproduces the query
+    assert not np.array_equal(q, other)      # another seed, other words
+
+
 def test_gain_scales_power() -> None:
     x = music_like(1.0, np.random.default_rng(9))
     change_db = 10 * math.log10(damage.power(damage.gain(x, -20.0)) / damage.power(x))

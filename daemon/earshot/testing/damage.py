@@ -1,4 +1,4 @@
-"""Realistic damage for recognition tests and benchmarks: noise, rooms, speed, filters, codecs.
+"""Realistic damage for recognition tests and benchmarks: noise, rooms, talk, speed, filters, codecs.
 
 Every function takes mono float32 samples and returns new ones; randomness comes only from
 the `numpy.random.Generator` passed in, so a seed reproduces a query exactly. `apply` cuts a
@@ -7,8 +7,10 @@ precedes the excerpt, which a room still rings with; the longer stretch a fast d
 """
 from __future__ import annotations
 
+import functools
 import math
 import shutil
+import wave
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -77,6 +79,44 @@ def mains_hum(n: int, rate: int, rng: np.random.Generator, mains_hz: float = 50.
         f = k * mains_hz * (1.0 + rng.uniform(-0.002, 0.002))
         hum += amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     return hum / math.sqrt(power(hum))
+
+
+# Prose to read aloud that every Debian system has (base-files), and the voices to read it in.
+SPEECH_TEXT = Path("/usr/share/common-licenses/GPL-3")
+SPEECH_VOICES = ("en+m1", "en+f2", "en+m3", "en+f4", "de+m2", "fr+f1", "en-us+m4", "es+f3")
+
+
+@functools.lru_cache(maxsize=4)
+def speech(rate: int, paragraphs: int = 16) -> np.ndarray:
+    """Several minutes of people talking, mono float32 at `rate`: espeak-ng reads the longer
+    paragraphs of SPEECH_TEXT in eight voices at three speeds, with its pauses between
+    sentences. Synthetic, so the same on every machine; made once per process and rate."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        raise RuntimeError("the talk damage needs espeak-ng: apt-get install espeak-ng")
+    if not SPEECH_TEXT.is_file():
+        raise RuntimeError(f"the talk damage reads {SPEECH_TEXT} aloud, and it is missing")
+    text = [" ".join(p.split()) for p in SPEECH_TEXT.read_text().split("\n\n") if len(p) > 300]
+    parts = []
+    with tempfile.TemporaryDirectory(prefix="earshot-speech-") as tmp:
+        for i, para in enumerate(text[:paragraphs]):
+            out = Path(tmp) / f"{i}.wav"
+            subprocess.run([espeak, "-v", SPEECH_VOICES[i % len(SPEECH_VOICES)], "-s", str((140, 160, 175)[i % 3]),
+                            "-w", str(out), para[:900]], check=True, capture_output=True)
+            with wave.open(str(out)) as w:
+                pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
+                ratio = Fraction(rate, w.getframerate())
+            parts.append(signal.resample_poly(pcm, ratio.numerator, ratio.denominator).astype(np.float32))
+    return np.concatenate(parts)
+
+
+def talk_over(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of `speech`, from a random place in it."""
+    voice = speech(rate)
+    if len(voice) < n:
+        voice = np.resize(voice, n)
+    at = int(rng.integers(0, len(voice) - n + 1))
+    return voice[at:at + n]
 
 
 @dataclass(frozen=True)
@@ -198,6 +238,7 @@ class Damage:
     bitrate_kbps: int = 0
     speed: float = 1.0
     hum_db: float | None = None  # hum power relative to the signal, dB
+    talk_snr_db: float | None = None  # music over people talking near the microphone, dB
 
     def source_extent(self, n: int, rate: int) -> tuple[int, int]:
         """(samples before the excerpt, samples of the excerpt) this damage reads from a track."""
@@ -218,6 +259,7 @@ def standard_damages() -> dict[str, Damage]:
         Damage("lowpass3k-mp3", lowpass_hz=3000.0, codec="mp3", bitrate_kbps=64),
         *(Damage(f"speed{pct:+d}", speed=1.0 + pct / 100.0) for pct in (2, -2, 5, -5)),
         Damage("room", room=room_mix, noise="pink", snr_db=5.0, hum_db=-15.0),
+        Damage("talk0", talk_snr_db=0.0),  # last: the others keep their seeds' streams
     ]
     return {d.name: d for d in items}
 
@@ -243,6 +285,8 @@ def apply(
         noisy = noisy + scale_to_snr(x, color, damage.snr_db)
     if damage.hum_db is not None:
         noisy = noisy + scale_to_snr(x, mains_hum(n, rate, rng), -damage.hum_db)
+    if damage.talk_snr_db is not None:
+        noisy = noisy + scale_to_snr(x, talk_over(n, rate, rng), damage.talk_snr_db)
     if damage.lowpass_hz:
         noisy = lowpass(noisy, rate, damage.lowpass_hz)
     if damage.codec:
