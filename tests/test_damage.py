@@ -112,15 +112,16 @@ def test_lossy_roundtrip_keeps_length_and_alignment() -> None:
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (make test installs it)")
 def test_talk_over_is_speech_at_the_stated_level() -> None:
-    voice = damage.speech(8000)
-    assert len(voice) > 8000 * 240  # minutes of it: queries seldom hear the same sentence
+    rate = 16000
+    voice = damage.speech(rate)
+    assert len(voice) > rate * 240  # minutes of it: queries seldom hear the same sentence
     # it talks and pauses: 100 ms levels spread far wider than a steady noise's would
-    frames = voice[: len(voice) // 800 * 800].reshape(-1, 800)
+    frames = voice[: len(voice) // 1600 * 1600].reshape(-1, 1600)
     level = 10 * np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
-    assert np.percentile(level, 90) - np.percentile(level, 10) > 20.0
+    assert np.percentile(level, 90) - np.percentile(level, 10) > 12.0  # steady noise: ~1 dB
     # and it is a voice: most of its energy between 100 Hz and 4 kHz
-    spec = np.abs(np.fft.rfft(voice[: 8000 * 60].astype(np.float64))) ** 2
-    hz = np.fft.rfftfreq(8000 * 60, 1 / 8000)
+    spec = np.abs(np.fft.rfft(voice[: rate * 60].astype(np.float64))) ** 2
+    hz = np.fft.rfftfreq(rate * 60, 1 / rate)
     assert spec[(hz > 100) & (hz < 4000)].sum() / spec.sum() > 0.9
 
     track = music_like(30.0, np.random.default_rng(12))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import math
 import shutil
-import wave
 import subprocess
 import tempfile
+import wave
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -101,8 +101,9 @@ def speech(rate: int, paragraphs: int = 16) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="earshot-speech-") as tmp:
         for i, para in enumerate(text[:paragraphs]):
             out = Path(tmp) / f"{i}.wav"
-            subprocess.run([espeak, "-v", SPEECH_VOICES[i % len(SPEECH_VOICES)], "-s", str((140, 160, 175)[i % 3]),
-                            "-w", str(out), para[:900]], check=True, capture_output=True)
+            voice, words_per_minute = SPEECH_VOICES[i % len(SPEECH_VOICES)], (140, 160, 175)[i % 3]
+            subprocess.run([espeak, "-v", voice, "-s", str(words_per_minute), "-w", str(out), para[:900]],
+                           check=True, capture_output=True)
             with wave.open(str(out)) as w:
                 pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
                 ratio = Fraction(rate, w.getframerate())
