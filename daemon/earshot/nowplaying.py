@@ -168,6 +168,13 @@ class NowPlaying:
             if not (heard or quiet):
                 speeds = self._rotation(session)
                 other = sure(speeds, (song.match.track.track_id, math.inf))
+                if other is not None and self.muted is not None and other.track.track_id == self.muted[0]:
+                    # the song this one replaced, still in the window from before it ended
+                    # (someone talking over the new song's first seconds had left a clean
+                    # stretch of the old one the strongest evidence: a flip-flop between
+                    # them): it is another song only if its evidence since it ended says so
+                    again = sure(speeds, self.muted)
+                    other = again if again is not None and again.track.track_id != song.match.track.track_id else None
                 # before another song replaces it, or its silence ends it: has it moved?
                 moved = None
                 if count == 0 and (other is not None or unheard >= p.recent_s):
