@@ -12,7 +12,9 @@ Phases (each writes bench-out/live/<phase>.json; `report` merges what is there):
   2-5 minutes, at random points or from the start, a few songs not in the catalog, a few
   silences), its 48 kHz mono mix clean and in the recognition benchmark's "room" damage
   (applied per segment: the previous segment rings into the next; during a silence the
-  room's noise and hum go on), and a catalog of at least 10 hours (the known songs plus more
+  room's noise and hum go on), the clean mix with people talking over it a third of the time
+  (the recognition benchmark's `talk0` speech in bursts, as loud as the music), and a
+  catalog of at least 10 hours (the known songs plus more
   Debian soundtracks; never the unknown songs) built once with `earshot ingest`.
 - fast: each mix fed through `Pipeline.process` in 0.25 s hops, as fast as it goes: CPU
   seconds per second of audio (whole pipeline incl. Python glue, and per stage), and the
@@ -180,13 +182,38 @@ def render_room(clean: np.ndarray, segments: list[Segment], seed: int) -> tuple[
                  "previous segment's levels"}
 
 
+def render_talk(clean: np.ndarray, segments: list[Segment], seed: int) -> tuple[np.ndarray, dict]:
+    """The clean hour with people talking over it now and then: bursts of 5-20 s of the
+    recognition benchmark's `talk0` speech, 10-40 s apart, each as loud as the music around
+    it (the 10 s before and the burst; during a silence, the music before it)."""
+    from earshot.testing import damage
+
+    rng = np.random.default_rng([seed, 43])
+    out = clean.astype(np.float64)
+    t, talked, before = float(rng.uniform(5.0, 30.0)), 0.0, 10 * RATE
+    while t < len(clean) / RATE - 1.0:
+        length = float(rng.uniform(5.0, 20.0))
+        at = round(t * RATE)
+        n = min(round(length * RATE), len(clean) - at)
+        level = damage.power(clean[max(0, at - before):at + n])
+        if level < 1e-8:   # a silence: as loud as the music before it
+            level = damage.power(clean[max(0, at - 6 * before):at])
+        piece = damage.talk_over(n, RATE, rng).astype(np.float64)
+        out[at:at + n] += piece * math.sqrt(level / max(damage.power(piece), 1e-12))
+        talked += n / RATE
+        t += length + float(rng.uniform(10.0, 40.0))
+    return out.astype(np.float32), {"damage": "talk0 speech in bursts of 5-20 s, 10-40 s apart, at the power "
+                                    "of the music around each (before a silence: the music before it)",
+                                    "talking_s": round(talked, 1)}
+
+
 def phase_prepare(args: argparse.Namespace) -> dict[str, Any]:
     packages = bench_corpus.ensure_packages()
     corpus = bench_corpus.build_corpus(packages, OUT / "corpus")
     known, unknown = bench_corpus.split_known_unknown(corpus, args.seed)
     catalog = bench_corpus.ensure_large_catalog(args.catalog, known, unknown, OUT / "corpus")
     plan_file = LIVE / "playlist.json"
-    wavs = {c: LIVE / f"hour-{c}.wav" for c in ("clean", "room")}
+    wavs = {c: LIVE / f"hour-{c}.wav" for c in ("clean", "room", "talk")}
     key = {"seed": args.seed, "hour_s": args.hour_s, "unknown_songs": args.unknown_songs,
            "silences": args.silences}
     if args.playlist_seed != args.seed:
@@ -202,11 +229,14 @@ def phase_prepare(args: argparse.Namespace) -> dict[str, Any]:
     print("  room damage ...", file=sys.stderr)
     room, room_info = render_room(clean, segments, args.playlist_seed)
     sf.write(wavs["room"], room, RATE, subtype="FLOAT")
+    print("  people talking ...", file=sys.stderr)
+    talk, talk_info = render_talk(clean, segments, args.playlist_seed)
+    sf.write(wavs["talk"], talk, RATE, subtype="FLOAT")
     kinds = Counter(s.kind for s in segments)
     out = {"key": key, "catalog": catalog, "rate": RATE, "duration_s": len(clean) / RATE,
            "segments": [asdict(s) for s in segments], "counts": dict(kinds),
            "full_starts": sum(1 for s in segments if s.kind == "known" and s.track_start_s == 0.0),
-           "room": room_info, "wavs": {k: str(v) for k, v in wavs.items()},
+           "room": room_info, "talk": talk_info, "wavs": {k: str(v) for k, v in wavs.items()},
            "corpus": {"packages": packages, "known_tracks": len(known), "unknown_tracks": len(unknown)}}
     plan_file.write_text(json.dumps(out, indent=1))
     return out
@@ -809,9 +839,13 @@ def render(report: dict[str, Any]) -> str:
             (f"Catalog: {cat.get('hours', 0):.2f} h, {cat.get('tracks')} tracks, {cat.get('postings', 0):,} postings, "
             f"{cat.get('file_mb', 0):.0f} MB ({', '.join(cat.get('packages', []))})."),
             ("Room: the recognition benchmark's `room` damage (RT60 0.7 s, pink noise at 5 dB SNR, mains hum "
-            "at -15 dB), per segment."), ""]
+            "at -15 dB), per segment."),
+            (f"Talk: the clean hour with people talking over it, {plan.get('talk', {}).get('talking_s', 0) / 60:.0f} "
+            "min of the hour: the recognition benchmark's `talk0` speech in bursts of 5-20 s, 10-40 s apart, "
+            "as loud as the music around each."), ""]
     cols = [("clean (full speed)", (fast.get("clean") or {}).get("score")),
             ("room (full speed)", (fast.get("room") or {}).get("score")),
+            ("talk (full speed)", (fast.get("talk") or {}).get("score")),
             ("real time (vmic, clean)", rt.get("score"))]
     cols = [(n, s) for n, s in cols if s]
     if cols:
@@ -941,6 +975,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         if s:
             add(f"median announcement latency, {cond} ≤ {limit:g} s", s["latency_s"]["median"], limit)
             add(f"wrong announcements, {cond} = 0", s["wrong"], 0)
+    if (fast.get("talk") or {}).get("score"):   # not an issue's condition, but a room's
+        add("wrong announcements, talk = 0", fast["talk"]["score"]["wrong"], 0)
     if caps.get("runs"):
         add(f"wrong announcements, {len(caps['runs'])} captures at {caps['rate']} Hz = 0", caps["wrong_total"], 0)
     if rt.get("score"):
@@ -957,7 +993,7 @@ def phase_report(args: argparse.Namespace) -> dict[str, Any]:
             report[phase] = json.loads(f.read_text())
     if "prepare" in report:
         report["prepare"].get("catalog", {}).pop("sources", None)
-    for cond in ("clean", "room"):
+    for cond in ("clean", "room", "talk"):
         (report.get("fast") or {}).get(cond, {}).pop("events", None)
     report["targets"] = targets(report)
     md = render(report)
@@ -992,7 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unknown-songs", type=int, default=3)
     ap.add_argument("--silences", type=int, default=4)
     ap.add_argument("--catalog", type=Path, default=OUT / "catalog-10h")
-    ap.add_argument("--conditions", default="clean,room")
+    ap.add_argument("--conditions", default="clean,room,talk")
     ap.add_argument("--realtime-minutes", type=float, default=60.0)
     ap.add_argument("--health-interval", type=float, default=10.0)
     ap.add_argument("--captures", type=int, default=8, help="capture offsets in the captures phase")
