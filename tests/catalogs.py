@@ -1,7 +1,7 @@
 """Small catalogs of synthetic songs for tests (real LMDB files, built by the real ingest)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from earshot.ingest import ingest_audio
 from music import song
 
 
-def song_catalog(path: Path, seeds: range, seconds: float, rate: int, title: str = "Song {n}",
+def song_catalog(path: Path, seeds: Sequence[int], seconds: float, rate: int, title: str = "Song {n}",
                  artist: str | None = None, source: str = "/music/{n}.wav") -> dict[int, np.ndarray]:
     """Create a catalog at `path` of one synthetic song per seed; returns the songs by track id.
     `title` and `source` may use {i} (0-based) and {n} (1-based), the song's place in `seeds`."""
@@ -30,7 +30,7 @@ def song_catalog(path: Path, seeds: range, seconds: float, rate: int, title: str
     return songs
 
 
-def readonly_song_catalog(folder: Path, seeds: range, rate: int,
+def readonly_song_catalog(folder: Path, seeds: Sequence[int], rate: int,
                           seconds: float = 30.0) -> Iterator[tuple[Catalog, dict[int, np.ndarray]]]:
     """For a module fixture (`yield from`): a catalog of titled songs S0, S1, ... made in
     `folder`, opened read-only, and its songs by track id; closed when the module is done."""

@@ -1,6 +1,8 @@
-"""A playing song heard again at another place in itself (a seek here; a repeated passage it
-was first aligned to is the same case) is followed there: announced once, never ended, its
-position right after the move."""
+"""Where NowPlaying finds a song's evidence. A playing song heard again at another place in
+itself (a seek here; a repeated passage it was first aligned to is the same case) is
+followed there: announced once, never ended, its position right after the move. A song that
+has ended is not found again in its own last seconds, still in the evidence window, while
+the next one is hard to hear."""
 import numpy as np
 import pytest
 from catalogs import readonly_song_catalog
@@ -13,7 +15,8 @@ SONG_S = 140.0
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
-    for cat, _ in readonly_song_catalog(tmp_path_factory.mktemp("realign"), range(500, 504), RATE, SONG_S):
+    seeds = [500, 501, 502, 503, 601, 602]   # S0 … S5
+    for cat, _ in readonly_song_catalog(tmp_path_factory.mktemp("realign"), seeds, RATE, SONG_S):
         yield cat
 
 
@@ -40,3 +43,16 @@ def test_a_seek_within_the_playing_song_is_followed_without_a_new_announcement(c
     assert 90.0 < moved.position_s < 90.0 + 8.0     # followed within seconds of the skip
     now = pipe.stats.audio_s - 1.0
     assert pipe.nowplaying.position_s(now) == pytest.approx(90.0 + (now - 31.0), abs=0.25)
+
+
+def test_the_song_before_is_not_announced_again_while_the_new_one_is_drowned_out(catalog):
+    old, new = song(601, SONG_S, RATE), song(602, SONG_S, RATE)
+    rng = np.random.default_rng(5)
+    drowned = new[25 * RATE:30 * RATE] + rng.standard_normal(5 * RATE).astype(np.float32) * 1.5
+    x = np.concatenate([np.zeros(RATE, np.float32), old[10 * RATE:40 * RATE],   # 30 s of the old song
+                        new[20 * RATE:25 * RATE],                                  # the new one, announced
+                        drowned,                                                   # 5 s: loud talk over it
+                        new[30 * RATE:50 * RATE]])
+    pipe, events = run(catalog, add_noise(x, 20.0, seed=6))
+    assert [e.title for e in events if e.event == "match"] == ["S4", "S5"]
+    assert pipe.nowplaying.song is not None and pipe.nowplaying.song.match.track.title == "S5"
