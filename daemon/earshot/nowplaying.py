@@ -167,14 +167,7 @@ class NowPlaying:
             other = None
             if not (heard or quiet):
                 speeds = self._rotation(session)
-                other = sure(speeds, (song.match.track.track_id, math.inf))
-                if other is not None and self.muted is not None and other.track.track_id == self.muted[0]:
-                    # the song this one replaced, still in the window from before it ended
-                    # (someone talking over the new song's first seconds had left a clean
-                    # stretch of the old one the strongest evidence: a flip-flop between
-                    # them): it is another song only if its evidence since it ended says so
-                    again = sure(speeds, self.muted)
-                    other = again if again is not None and again.track.track_id != song.match.track.track_id else None
+                other = self._another_song(song, speeds, sure)
                 # before another song replaces it, or its silence ends it: has it moved?
                 moved = None
                 if count == 0 and (other is not None or unheard >= p.recent_s):
@@ -188,6 +181,19 @@ class NowPlaying:
             elif unheard >= p.lost_after_s or (quiet and unheard >= p.quiet_end_s):
                 self._end(now_s, "music stopped" if quiet else "no longer heard", events)
         return events
+
+    def _another_song(self, song: _Song, speeds: tuple[float, ...],
+                      sure: Callable[[tuple[float, ...], tuple[int, float] | None], Match | None]) -> Match | None:
+        """A song other than the playing one, sure on the window with the playing track muted.
+        The song this one replaced is still in the window from before it ended; it counts only
+        on its evidence since then (someone talking over the new song's first seconds had left
+        the old one's last clean seconds the strongest evidence: the two flip-flopped)."""
+        playing = song.match.track.track_id
+        other = sure(speeds, (playing, math.inf))
+        if other is None or self.muted is None or other.track.track_id != self.muted[0]:
+            return other
+        again = sure(speeds, self.muted)
+        return again if again is not None and again.track.track_id != playing else None
 
     def _rotation(self, session: MatchSession, others_too: bool = True) -> tuple[float, ...]:
         """Nominal speed at every evaluation, the other hypotheses in turn (one each time, by
