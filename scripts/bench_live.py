@@ -182,7 +182,7 @@ def render_room(clean: np.ndarray, segments: list[Segment], seed: int) -> tuple[
                  "previous segment's levels"}
 
 
-def render_talk(clean: np.ndarray, segments: list[Segment], seed: int) -> tuple[np.ndarray, dict]:
+def render_talk(clean: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
     """The clean hour with people talking over it now and then: bursts of 5-20 s of the
     recognition benchmark's `talk0` speech, 10-40 s apart, each as loud as the music around
     it (the 10 s before and the burst; during a silence, the music before it)."""
@@ -195,11 +195,10 @@ def render_talk(clean: np.ndarray, segments: list[Segment], seed: int) -> tuple[
         length = float(rng.uniform(5.0, 20.0))
         at = round(t * RATE)
         n = min(round(length * RATE), len(clean) - at)
-        level = damage.power(clean[max(0, at - before):at + n])
-        if level < 1e-8:   # a silence: as loud as the music before it
-            level = damage.power(clean[max(0, at - 6 * before):at])
-        piece = damage.talk_over(n, RATE, rng).astype(np.float64)
-        out[at:at + n] += piece * math.sqrt(level / max(damage.power(piece), 1e-12))
+        music = clean[max(0, at - before):at + n]
+        if damage.power(music) < 1e-8:   # a silence: as loud as the music before it
+            music = clean[max(0, at - 6 * before):at]
+        out[at:at + n] += damage.scale_to_snr(music, damage.talk_over(n, RATE, rng).astype(np.float64), 0.0)
         talked += n / RATE
         t += length + float(rng.uniform(10.0, 40.0))
     return out.astype(np.float32), {"damage": "talk0 speech in bursts of 5-20 s, 10-40 s apart, at the power "
@@ -230,7 +229,7 @@ def phase_prepare(args: argparse.Namespace) -> dict[str, Any]:
     room, room_info = render_room(clean, segments, args.playlist_seed)
     sf.write(wavs["room"], room, RATE, subtype="FLOAT")
     print("  people talking ...", file=sys.stderr)
-    talk, talk_info = render_talk(clean, segments, args.playlist_seed)
+    talk, talk_info = render_talk(clean, args.playlist_seed)
     sf.write(wavs["talk"], talk, RATE, subtype="FLOAT")
     kinds = Counter(s.kind for s in segments)
     out = {"key": key, "catalog": catalog, "rate": RATE, "duration_s": len(clean) / RATE,

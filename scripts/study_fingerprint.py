@@ -76,15 +76,15 @@ def variant_catalog(folder: Path, overrides: str, sources: list[str]) -> Path:
 
 
 def draw_queries(dev: list[str], unknown: list[bench_corpus.CorpusTrack], damages: list[damage.Damage],
-                 per_cell: int, n_unknown: int, seed: int) -> tuple[list[tuple], list[tuple]]:
+                 per_cell: int, n_unknown: int, seed: int, rate: int = RATE) -> tuple[list[tuple], list[tuple]]:
     """Known queries (damage, length, source, offset_s, samples) from the development tracks
-    and unknown ones (length, source, samples), mono at RATE (the fingerprint's rate unless
+    and unknown ones (length, source, samples), mono at `rate` (the fingerprint's unless
     --rate says otherwise)."""
     rng = np.random.default_rng([seed, 17])
 
     def load(path: str) -> np.ndarray:
         audio = decode(Path(path))
-        return resample(mix_mono(audio.samples), audio.sample_rate, RATE)
+        return resample(mix_mono(audio.samples), audio.sample_rate, rate)
 
     picks = rng.choice(len(dev), min(40, len(dev)), replace=False)
     signals = {int(i): load(dev[i]) for i in picks}
@@ -93,39 +93,40 @@ def draw_queries(dev: list[str], unknown: list[bench_corpus.CorpusTrack], damage
         for length in (10.0, 5.0):
             for _ in range(per_cell):
                 i = int(picks[rng.integers(len(picks))])
-                x, n = signals[i], int(length * RATE)
-                start = int(rng.integers(RATE * 2, len(x) - int(n * d.speed) - RATE - 1))
-                known.append((d.name, length, dev[i], start / RATE, damage.apply(d, x, RATE, start, n, rng)))
+                x, n = signals[i], int(length * rate)
+                start = int(rng.integers(rate * 2, len(x) - int(n * d.speed) - rate - 1))
+                known.append((d.name, length, dev[i], start / rate, damage.apply(d, x, rate, start, n, rng)))
     standard = damage.standard_damages()
     unknowns = []
     for j in range(n_unknown):
         track = unknown[j % len(unknown)]
         x, length = load(str(track.path)), (10, 5)[j % 2]
-        n = length * RATE
-        start = int(rng.integers(RATE * 2, len(x) - n - RATE))
+        n = length * rate
+        start = int(rng.integers(rate * 2, len(x) - n - rate))
         d = standard[UNKNOWN_DAMAGES[(j // 2) % len(UNKNOWN_DAMAGES)]]
-        unknowns.append((length, str(track.path), damage.apply(d, x, RATE, start, n, rng)))
+        unknowns.append((length, str(track.path), damage.apply(d, x, rate, start, n, rng)))
     return known, unknowns
 
 
-def run_variant(folder: Path, overrides: str, known: list[tuple], unknowns: list[tuple]) -> dict[str, Any]:
+def run_variant(folder: Path, overrides: str, known: list[tuple], unknowns: list[tuple], rate: int = RATE
+                ) -> dict[str, Any]:
     """Every query identified once: (right, p) for the known ones, p for the unknown ones."""
     params = fingerprint_params(overrides or None)
     with Catalog.open(folder, readonly=True, params=params) as cat:
         ids = {t.source: t.track_id for t in cat.tracks()}
         hours = cat.stats().hours
-        recognise_audio(cat, Audio(samples=known[0][4][:, None], sample_rate=RATE))   # warm
+        recognise_audio(cat, Audio(samples=known[0][4][:, None], sample_rate=rate))   # warm
         k_out, u_out, k_ms, u_ms = [], [], [], []
         for name, length, source, offset_s, y in known:
             t0 = time.perf_counter()
-            c = recognise_audio(cat, Audio(samples=y[:, None], sample_rate=RATE)).candidate
+            c = recognise_audio(cat, Audio(samples=y[:, None], sample_rate=rate)).candidate
             if length == 10.0:
                 k_ms.append(1000 * (time.perf_counter() - t0))
             right = c is not None and c.track.track_id == ids[source] and abs(c.offset_s - offset_s) <= TOLERANCE_S
             k_out.append((name, length, bool(right), 1.0 - c.confidence if c else 1.0))
         for length, source, y in unknowns:
             t0 = time.perf_counter()
-            c = recognise_audio(cat, Audio(samples=y[:, None], sample_rate=RATE)).candidate
+            c = recognise_audio(cat, Audio(samples=y[:, None], sample_rate=rate)).candidate
             if length == 10:
                 u_ms.append(1000 * (time.perf_counter() - t0))
             u_out.append((Path(source).name, c.track.title if c else None, 1.0 - c.confidence if c else 1.0))
@@ -167,7 +168,6 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global RATE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                     help="fingerprint overrides (as bench_recognition's --fingerprint); "
@@ -181,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="the rate queries are cut and damaged at (each variant resamples them to its own; "
                          "raise it to compare fingerprint rates)")
     args = ap.parse_args(argv)
-    RATE = args.rate
     variants = {"current": ""}
     for spec in args.variant:
         name, sep, overrides = spec.partition("=")
@@ -196,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     queried = {str(t.path) for t in corpus}
     dev = [s for s in info["sources"] if s not in queried]
     known, unknowns = draw_queries(dev, unknown_tracks, [parse_damage(d) for d in args.damages.split(",")],
-                                   args.queries, args.unknown, args.seed)
+                                   args.queries, args.unknown, args.seed, args.rate)
     results = {}
     current_index = fingerprint_params(None).index_signature()
     for name, overrides in variants.items():
@@ -204,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         same_index = fingerprint_params(overrides or None).index_signature() == current_index
         folder = large if same_index else variant_catalog(args.out / name, overrides, info["sources"])
         print(f"{name}: {len(known) + len(unknowns)} queries ...", file=sys.stderr)
-        results[name] = run_variant(folder, overrides, known, unknowns)
+        results[name] = run_variant(folder, overrides, known, unknowns, args.rate)
     text = summary(results)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

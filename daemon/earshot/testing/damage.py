@@ -84,10 +84,11 @@ def mains_hum(n: int, rate: int, rng: np.random.Generator, mains_hz: float = 50.
 # Prose to read aloud that every Debian system has (base-files), and the voices to read it in.
 SPEECH_TEXT = Path("/usr/share/common-licenses/GPL-3")
 SPEECH_VOICES = ("en+m1", "en+f2", "en+m3", "en+f4", "de+m2", "fr+f1", "en-us+m4", "es+f3")
+SPEECH_PARAGRAPHS = 16
 
 
 @functools.lru_cache(maxsize=4)
-def speech(rate: int, paragraphs: int = 16) -> np.ndarray:
+def speech(rate: int) -> np.ndarray:
     """Several minutes of people talking, mono float32 at `rate`: espeak-ng reads the longer
     paragraphs of SPEECH_TEXT in eight voices at three speeds, with its pauses between
     sentences. Synthetic, so the same on every machine; made once per process and rate."""
@@ -99,7 +100,7 @@ def speech(rate: int, paragraphs: int = 16) -> np.ndarray:
     text = [" ".join(p.split()) for p in SPEECH_TEXT.read_text().split("\n\n") if len(p) > 300]
     parts = []
     with tempfile.TemporaryDirectory(prefix="earshot-speech-") as tmp:
-        for i, para in enumerate(text[:paragraphs]):
+        for i, para in enumerate(text[:SPEECH_PARAGRAPHS]):
             out = Path(tmp) / f"{i}.wav"
             voice, words_per_minute = SPEECH_VOICES[i % len(SPEECH_VOICES)], (140, 160, 175)[i % 3]
             subprocess.run([espeak, "-v", voice, "-s", str(words_per_minute), "-w", str(out), para[:900]],
