@@ -42,7 +42,8 @@ def playing(now_s: float, params: NowPlayingParams | None = None) -> NowPlaying:
     m = Match(track=track, offset_s=30.0, confidence=1.0, score=50, speed=1.0, p_value=1e-12)
     np_ = NowPlaying(frame_s=FRAME_S, stamp=lambda t: T0 + timedelta(seconds=t), params=params or NowPlayingParams())
     np_.state, np_.state_since_s = "playing", now_s
-    np_.song = _Song(m, m.offset_s / FRAME_S, first_heard_s=0.0, last_heard_s=now_s, since_s=0.0)
+    np_.song = _Song(m, m.offset_s / FRAME_S, first_heard_s=0.0, last_heard_s=now_s, since_s=0.0,
+                    clearly_heard_s=now_s)
     return np_
 
 

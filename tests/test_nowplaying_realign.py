@@ -2,10 +2,13 @@
 itself (a seek here; a repeated passage it was first aligned to is the same case) is
 followed there: announced once, never ended, its position right after the move. A song that
 has ended is not found again in its own last seconds, still in the evidence window, while
-the next one is hard to hear."""
+the next one is hard to hear; nor does another version of the playing song replace it."""
 import numpy as np
 import pytest
 from catalogs import readonly_song_catalog
+from earshot.audio.decode import Audio
+from earshot.catalog import Catalog
+from earshot.ingest import ingest_audio
 from earshot.pipeline import Pipeline
 from music import add_noise, song
 
@@ -56,3 +59,37 @@ def test_the_song_before_is_not_announced_again_while_the_new_one_is_drowned_out
     pipe, events = run(catalog, add_noise(x, 20.0, seed=6))
     assert [e.title for e in events if e.event == "match"] == ["S4", "S5"]
     assert pipe.nowplaying.song is not None and pipe.nowplaying.song.match.track.title == "S5"
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """A, another version of A (A with a second part mixed in), B and C."""
+    path = tmp_path_factory.mktemp("versions") / "catalog"
+    a = song(700, SONG_S, RATE)
+    tracks = {"A": a, "A version": (a + 0.5 * song(701, SONG_S, RATE)) / 1.5,
+              "B": song(702, SONG_S, RATE), "C": song(703, SONG_S, RATE)}
+    with Catalog.open(path, create=True) as cat:
+        for title, x in tracks.items():
+            assert ingest_audio(cat, Audio(x[:, None], RATE), {"title": title}, f"/m/{title}.wav").added
+    cat = Catalog.open(path, readonly=True)
+    yield cat, tracks
+    cat.close()
+
+
+def test_another_version_of_the_playing_song_does_not_replace_it(versions):
+    """The version shares most of A's hashes, so the window's evidence of A, A left out, names
+    the version surely: when A's hits thinned for a few seconds (a quiet passage, or people
+    talking over it, as here) it was ended as "another song" and announced again after
+    (traced on the talk hour 13: `track3` named over `track3 enhanced`). Only what is heard
+    after the playing song was last heard may name another song; B, after A, still does."""
+    cat, t = versions
+    a = t["A"]
+    talk = a[40 * RATE:47 * RATE] + np.random.default_rng(5).standard_normal(7 * RATE).astype(np.float32) * 1.5
+    x = np.concatenate([np.zeros(RATE, np.float32), a[10 * RATE:40 * RATE], talk, a[47 * RATE:60 * RATE],
+                        t["B"][20 * RATE:50 * RATE]])                     # B from 51 s
+    _, events = run(cat, add_noise(x, 20.0, seed=6))
+    matches = [e for e in events if e.event == "match"]
+    assert [e.title for e in matches] == ["A", "B"]
+    assert 20.0 < matches[1].offset_s < 20.0 + 8.0                       # B within 8 s of its start
+    ended = [e.reason for e in events if e.event == "now_playing" and e.state == "ended"]
+    assert ended == ["another song"]

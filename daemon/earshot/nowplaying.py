@@ -19,7 +19,9 @@ position is the catalog offset plus the audio time elapsed (times the speed foun
 offset following the song's recent hits (a deck between two speed hypotheses drifts), and it
 stays `playing` across a few seconds without evidence (someone talking over it). It ends when
 it has not been heard for `lost_after_s`, sooner when the room has gone quiet, or at once
-when another song is recognised surely while this one is no longer heard — unless the song
+when another song is recognised surely while this one is no longer heard, on the evidence
+heard since this one was last heard clearly (what came before was the playing song's: a song
+found there played beside it, another version of it or a passage like it) — unless the song
 itself is heard again at another place in it (a seek, or a repeated passage it was first
 aligned to): then it is followed there (`now_playing` playing → playing, "found again at
 another place"), neither ended nor announced again. "Heard" means its
@@ -88,6 +90,7 @@ class _Song:
     first_heard_s: float
     last_heard_s: float
     since_s: float
+    clearly_heard_s: float      # its latest hit when its recent hits last beat chance on their own
 
 
 @dataclass
@@ -105,6 +108,8 @@ class NowPlaying:
     _turn: int = 0
     _idle_turn: int = 0
     muted: tuple[int, float] | None = None   # (track, frame): a song that ended is not found again in its old evidence
+    heard_until_s: float = 0.0   # when the song that ended was last clearly heard: a song is
+                                 # looked for in what came after (before, the evidence was that song's)
 
     # -- queries -------------------------------------------------------------------------
     def position_s(self, now_s: float) -> float | None:
@@ -118,15 +123,17 @@ class NowPlaying:
     def update(self, now_s: float, session: MatchSession, quiet: bool) -> list[EventBase]:
         p = self.params
         events: list[EventBase] = []
-        since_frame = max(0.0, now_s - p.window_s) / self.frame_s
+        window_from_s = max(0.0, now_s - p.window_s)
 
-        def sure(speeds: tuple[float, ...], mute: tuple[int, float] | None) -> Match | None:
+        def sure(speeds: tuple[float, ...], mute: tuple[int, float] | None,
+                 heard_from_s: float = window_from_s) -> Match | None:
+            since_frame = max(window_from_s, heard_from_s) / self.frame_s
             return session.best(since_frame=since_frame, mute=mute, speeds=speeds, max_p=p.max_p)
 
         if self.state in ("idle", "ended"):
             self._idle_turn += 1
             others = self._idle_turn % max(1, p.idle_off_speed_every) == 0
-            found = None if quiet else sure(self._rotation(session, others), self.muted)
+            found = None if quiet else sure(self._rotation(session, others), self.muted, self.heard_until_s)
             if found is not None:
                 self._become_candidate(now_s, found, session, events)
             elif self.state == "ended":
@@ -134,7 +141,8 @@ class NowPlaying:
         elif self.state == "candidate":
             assert self.song is not None
             song = self.song
-            found = sure(tuple(dict.fromkeys((song.match.speed,) + self._rotation(session))), self.muted)
+            found = sure(tuple(dict.fromkeys((song.match.speed,) + self._rotation(session))), self.muted,
+                         self.heard_until_s)
             waited = now_s - song.since_s >= p.confirm_s - 1e-9
             if found is not None and not self._same(found, song, now_s, p.recandidate_s):
                 self._become_candidate(now_s, found, session, events)
@@ -156,10 +164,14 @@ class NowPlaying:
             # with many postings: then they must beat the track's background as well. With
             # exact gaps that test ends songs still playing in a noisy room (hours 1 / 7 / 13:
             # 16 early ends instead of 9), so the count suffices there
-            recent_ok = heard and (not p.recent_beyond_chance
-                                   or self._beyond_chance(song.match, count, of_track, now_s - recent))
+            # (a song found beside the playing one is judged on what came after `clearly`)
+            clearly = heard and self._beyond_chance(song.match, count, of_track, now_s - recent)
+            recent_ok = clearly if p.recent_beyond_chance else heard
             if (recent_ok or self._heard_over_window(song, session, now_s)) and latest is not None:
-                song.last_heard_s = max(song.last_heard_s, min(now_s, latest * self.frame_s))
+                latest_s = min(now_s, latest * self.frame_s)
+                song.last_heard_s = max(song.last_heard_s, latest_s)
+                if clearly:
+                    song.clearly_heard_s = max(song.clearly_heard_s, latest_s)
             if heard:
                 self._follow_drift(song, session, recent / self.frame_s, count)
             unheard = now_s - song.last_heard_s
@@ -183,17 +195,15 @@ class NowPlaying:
         return events
 
     def _another_song(self, song: _Song, speeds: tuple[float, ...],
-                      sure: Callable[[tuple[float, ...], tuple[int, float] | None], Match | None]) -> Match | None:
-        """A song other than the playing one, sure on the window with the playing track muted.
-        The song this one replaced is still in the window from before it ended; it counts only
-        on its evidence since then (someone talking over the new song's first seconds had left
-        the old one's last clean seconds the strongest evidence: the two flip-flopped)."""
-        playing = song.match.track.track_id
-        other = sure(speeds, (playing, math.inf))
-        if other is None or self.muted is None or other.track.track_id != self.muted[0]:
-            return other
-        again = sure(speeds, self.muted)
-        return again if again is not None and again.track.track_id != playing else None
+                      sure: Callable[..., Match | None]) -> Match | None:
+        """A song other than the playing one, sure on what was heard since the playing one was
+        last heard, that track muted. What came before belongs to the playing song; a song
+        found there played beside it: another version of the same piece, or a passage that
+        resembles it, both named wrongly while people talked over the playing song (the talk
+        hour 13). It also keeps out the song the playing one replaced: someone talking over the
+        new song's first seconds had left the old one's last clean seconds the strongest
+        evidence, and the two flip-flopped."""
+        return sure(speeds, (song.match.track.track_id, math.inf), song.clearly_heard_s)
 
     def _rotation(self, session: MatchSession, others_too: bool = True) -> tuple[float, ...]:
         """Nominal speed at every evaluation, the other hypotheses in turn (one each time, by
@@ -278,7 +288,7 @@ class NowPlaying:
         assert self.song is not None
         self.song.match = m
         self.song.offset_frames = m.offset_s / self.frame_s
-        self.song.last_heard_s = now_s
+        self.song.last_heard_s = self.song.clearly_heard_s = now_s
         self._set_state("playing", now_s, events, reason="found again at another place")
 
     def _support_since(self, session: MatchSession, m: Match, offset_frames: float, since_s: float
@@ -333,13 +343,13 @@ class NowPlaying:
 
     def _become_candidate(self, now_s: float, m: Match, session: MatchSession, events: list[EventBase]) -> None:
         first = self._first_heard(m, session, now_s)
-        self.song = _Song(m, m.offset_s / self.frame_s, first, now_s, now_s)
+        self.song = _Song(m, m.offset_s / self.frame_s, first, now_s, now_s, now_s)
         self._set_state("candidate", now_s, events, reason="a song may be playing")
 
     def _announce(self, now_s: float, m: Match, session: MatchSession, events: list[EventBase]) -> None:
         assert self.song is not None
         first = self._first_heard(m, session, now_s)
-        self.song = _Song(m, m.offset_s / self.frame_s, first, now_s, now_s)
+        self.song = _Song(m, m.offset_s / self.frame_s, first, now_s, now_s, now_s)
         info = track_info(m)
         events.append(MatchEvent(
             ts=self.stamp(now_s), track_id=info.track_id, title=info.title, artist=info.artist,
@@ -359,6 +369,7 @@ class NowPlaying:
         ))
         self._set_state("ended", now_s, events, reason=reason)
         self.muted = (song.match.track.track_id, now_s / self.frame_s)
+        self.heard_until_s = song.clearly_heard_s
         self.song = None
 
     def _set_state(self, state: PlayState, now_s: float, events: list[EventBase], reason: str) -> None:
