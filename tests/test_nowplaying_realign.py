@@ -81,7 +81,7 @@ def test_another_version_of_the_playing_song_does_not_replace_it(versions):
     the version surely: when A's hits thinned for a few seconds (a quiet passage, or people
     talking over it, as here) it was ended as "another song" and announced again after
     (traced on the talk hour 13: `track3` named over `track3 enhanced`). Only what is heard
-    after the playing song was last heard may name another song; B, after A, still does."""
+    after the playing song was last heard clearly may name another song; B, after A, still does."""
     cat, t = versions
     a = t["A"]
     talk = a[40 * RATE:47 * RATE] + np.random.default_rng(5).standard_normal(7 * RATE).astype(np.float32) * 1.5

@@ -164,7 +164,8 @@ class NowPlaying:
             # with many postings: then they must beat the track's background as well. With
             # exact gaps that test ends songs still playing in a noisy room (hours 1 / 7 / 13:
             # 16 early ends instead of 9), so the count suffices there
-            # (a song found beside the playing one is judged on what came after `clearly`)
+            # `clearly` (beyond chance whichever test `heard` uses) marks where the evidence that
+            # may name another song begins (see _another_song)
             clearly = heard and self._beyond_chance(song.match, count, of_track, now_s - recent)
             recent_ok = clearly if p.recent_beyond_chance else heard
             if (recent_ok or self._heard_over_window(song, session, now_s)) and latest is not None:
@@ -197,7 +198,7 @@ class NowPlaying:
     def _another_song(self, song: _Song, speeds: tuple[float, ...],
                       sure: Callable[..., Match | None]) -> Match | None:
         """A song other than the playing one, sure on what was heard since the playing one was
-        last heard, that track muted. What came before belongs to the playing song; a song
+        last heard clearly, that track muted. What came before belongs to the playing song; a song
         found there played beside it: another version of the same piece, or a passage that
         resembles it, both named wrongly while people talked over the playing song (the talk
         hour 13). It also keeps out the song the playing one replaced: someone talking over the
@@ -343,13 +344,15 @@ class NowPlaying:
 
     def _become_candidate(self, now_s: float, m: Match, session: MatchSession, events: list[EventBase]) -> None:
         first = self._first_heard(m, session, now_s)
-        self.song = _Song(m, m.offset_s / self.frame_s, first, now_s, now_s, now_s)
+        self.song = _Song(m, m.offset_s / self.frame_s, first_heard_s=first, last_heard_s=now_s,
+                          since_s=now_s, clearly_heard_s=now_s)
         self._set_state("candidate", now_s, events, reason="a song may be playing")
 
     def _announce(self, now_s: float, m: Match, session: MatchSession, events: list[EventBase]) -> None:
         assert self.song is not None
         first = self._first_heard(m, session, now_s)
-        self.song = _Song(m, m.offset_s / self.frame_s, first, now_s, now_s, now_s)
+        self.song = _Song(m, m.offset_s / self.frame_s, first_heard_s=first, last_heard_s=now_s,
+                          since_s=now_s, clearly_heard_s=now_s)
         info = track_info(m)
         events.append(MatchEvent(
             ts=self.stamp(now_s), track_id=info.track_id, title=info.title, artist=info.artist,
