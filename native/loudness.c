@@ -16,6 +16,9 @@
 #define BIN_PER_LU 100.0
 #define TP_TAPS 24       /* taps per polyphase branch */
 #define TP_BETA 7.0      /* Kaiser window shape */
+#define TP_CENTRE 4      /* central taps of a branch, bounded apart (see true_peak_chunk) */
+#define TP_BLOCK 8       /* interpolated outputs computed together */
+#define TP_CENTRE_LO (TP_TAPS / 2 - TP_CENTRE / 2)
 #define ABS_GATE_LUFS -70.0
 #define NONE -1.0        /* "no value" for energies, which are never negative */
 
@@ -54,6 +57,8 @@ struct es_loud {
     int mark_lag;         /* interpolated outputs still made of samples from before the mark */
     float *taps;          /* os * TP_TAPS */
     float tap_l1;         /* largest absolute tap sum of a branch */
+    float tap_lc, tap_lo; /* ... of its TP_CENTRE central taps, and of the others (see true_peak_chunk) */
+    float *tp_bmax;       /* true_peak_chunk's scratch: the largest magnitude of each 8 samples */
     double *steps;        /* ring of the last 30 * k step energies */
     int nsteps_ring;
     uint64_t n_steps;
@@ -190,11 +195,15 @@ static double bessel_i0(double x)
     return sum;
 }
 
-static void design_taps(int os, float *taps, float *l1_out)
+/* The branches' taps, and bounds on what a branch can make of samples no larger than 1 in
+ * magnitude: the largest absolute tap sum of a branch (l1), and of an interpolating branch
+ * (p >= 1) the largest sum over its TP_CENTRE central taps (lc) and over the rest (lo).
+ * Each a hair over (1e-4: the float sums' rounding stays under it). */
+static void design_taps(int os, float *taps, float *l1_out, float *lc_out, float *lo_out)
 {
-    float l1max = 0.0f;
+    float l1max = 0.0f, lcmax = 0.0f, lomax = 0.0f;
     for (int p = 0; p < os; p++) {
-        double h[TP_TAPS], total = 0.0, l1 = 0.0;
+        double h[TP_TAPS], total = 0.0, l1 = 0.0, lc = 0.0;
         for (int i = 0; i < TP_TAPS; i++) {
             double x = (double)p / os - (i - TP_TAPS / 2 + 1); /* distance to the tap */
             double r = x / (TP_TAPS / 2.0);
@@ -206,10 +215,15 @@ static void design_taps(int os, float *taps, float *l1_out)
         for (int i = 0; i < TP_TAPS; i++) {
             taps[p * TP_TAPS + i] = (float)(h[i] / total);
             l1 += fabs(h[i] / total);
+            if (i >= TP_CENTRE_LO && i < TP_CENTRE_LO + TP_CENTRE) lc += fabs(h[i] / total);
         }
         if ((float)l1 > l1max) l1max = (float)l1;
+        if (p >= 1 && (float)lc > lcmax) lcmax = (float)lc;
+        if (p >= 1 && (float)(l1 - lc) > lomax) lomax = (float)(l1 - lc);
     }
     *l1_out = l1max * 1.0001f;
+    *lc_out = lcmax * 1.0001f;
+    *lo_out = lomax * 1.0001f;
 }
 
 static float abs_max(const float *x, int n)
@@ -227,21 +241,47 @@ static float abs_max(const float *x, int n)
     return m;
 }
 
-/* Largest interpolated magnitude between the samples b[TP_TAPS/2-1 ..] over n outputs.
+/* The larger of `floor` and the largest interpolated magnitude between the samples
+ * b[TP_TAPS/2-1 ..] over n outputs.
  * Eight outputs at a time, tap by tap: their sums stay in registers (two vectors of four
  * floats on SSE2 and NEON) instead of going through memory once a tap, and each output is
  * still summed in tap order, so the result is bit for bit that of the plain convolution
  * (no FMA contraction: the kernels build with -std=c99). 1.5x faster than a whole chunk per
- * tap, which had loaded and stored every output 24 times. */
-#define TP_BLOCK 8
-static float true_peak_chunk(const es_loud *st, const float *b, int n)
+ * tap, which had loaded and stored every output 24 times.
+ * Unless `every`, eight outputs are skipped when none can beat both the largest value yet
+ * and `moot` (a value the caller's readings already hold, which no output at or below it can
+ * change): none exceeds lc times the largest sample under its central taps plus lo times the
+ * largest under all of them, read from the maxima of the samples eight at a time (a little
+ * looser: a sample or two more on either side). Music's samples mostly sit well below the
+ * peak of the 100 ms around them; every reading stays the same, bit for bit. */
+static float true_peak_chunk(es_loud *st, const float *b, int n, float floor, float moot, int every)
 {
-    float lane[TP_BLOCK] = {0};
-    float m = 0.0f;
-    for (int p = 1; p < st->os; p++) {
-        const float *h = st->taps + p * TP_TAPS;
-        int i = 0;
-        for (; i + TP_BLOCK <= n; i += TP_BLOCK) {
+    float r = floor, m = moot > floor ? moot : floor;   /* the result; the bar a skip must be under */
+    const int groups = n / TP_BLOCK;
+    float *bm = st->tp_bmax;
+    if (!every) {
+        /* outputs 8g .. 8g+7 read samples 8g .. 8g+30 (blocks g .. g+3), their central taps
+         * samples 8g+10 .. 8g+20 (blocks g+1, g+2) */
+        const int blocks = groups ? groups + 3 : 0;
+        for (int j = 0; j < blocks; j++) {
+            const float *x = b + j * TP_BLOCK;
+            const int len = (j + 1) * TP_BLOCK <= n + TP_TAPS - 1 ? TP_BLOCK : n + TP_TAPS - 1 - j * TP_BLOCK;
+            float v = 0.0f;
+            for (int l = 0; l < len; l++) v = fabsf(x[l]) > v ? fabsf(x[l]) : v;
+            bm[j] = v;
+        }
+    }
+    for (int g = 0; g < groups; g++) {
+        const int i = g * TP_BLOCK;
+        if (!every) {
+            float centre = bm[g + 1] > bm[g + 2] ? bm[g + 1] : bm[g + 2];
+            float all = bm[g] > bm[g + 3] ? bm[g] : bm[g + 3];
+            all = centre > all ? centre : all;
+            if (centre * st->tap_lc + all * st->tap_lo <= m) continue;
+        }
+        float lane[TP_BLOCK] = {0};
+        for (int p = 1; p < st->os; p++) {
+            const float *h = st->taps + p * TP_TAPS;
             float acc[TP_BLOCK];
             for (int l = 0; l < TP_BLOCK; l++) acc[l] = h[0] * b[i + l];
             for (int t = 1; t < TP_TAPS; t++) {
@@ -254,15 +294,19 @@ static float true_peak_chunk(const es_loud *st, const float *b, int n)
                 lane[l] = v > lane[l] ? v : lane[l];
             }
         }
-        for (; i < n; i++) {   /* the last outputs, one at a time, in the same order */
+        for (int l = 0; l < TP_BLOCK; l++) r = lane[l] > r ? lane[l] : r;
+        m = r > m ? r : m;
+    }
+    for (int i = groups * TP_BLOCK; i < n; i++) {   /* the last outputs, one at a time, in the same order */
+        for (int p = 1; p < st->os; p++) {
+            const float *h = st->taps + p * TP_TAPS;
             float y = h[0] * b[i];
             for (int t = 1; t < TP_TAPS; t++) y += h[t] * b[i + t];
             float v = fabsf(y);
-            m = v > m ? v : m;
+            r = v > r ? v : r;
         }
     }
-    for (int l = 0; l < TP_BLOCK; l++) m = lane[l] > m ? lane[l] : m;
-    return m;
+    return r;
 }
 
 /* ---- gates ---- */
@@ -575,6 +619,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
     st->ch_acc = track(st, (size_t)channels, sizeof(double));
     st->buf = track(st, (size_t)channels * st->buf_len, sizeof(float));
     st->taps = track(st, (size_t)st->os * TP_TAPS, sizeof(float));
+    st->tp_bmax = track(st, (size_t)st->buf_len / TP_BLOCK + 1, sizeof(float));
     st->nsteps_ring = 30 * st->k;
     st->steps = track(st, (size_t)st->nsteps_ring, sizeof(double));
     st->hop_spk = track(st, (size_t)channels, sizeof(float));
@@ -602,7 +647,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
 
     int rc = scope_init(&st->all, channels, (uint64_t)exact_blocks, &st->bytes);
     if (!rc) rc = scope_init(&st->mark, channels, (uint64_t)exact_blocks, &st->bytes);
-    if (!rc && (!st->kst || !st->ch_acc || !st->buf || !st->taps || !st->steps || !st->hop_spk ||
+    if (!rc && (!st->kst || !st->ch_acc || !st->buf || !st->taps || !st->tp_bmax || !st->steps || !st->hop_spk ||
                 !st->hop_tpk || !st->fft || !st->fft_in || !st->fft_pow ||
                 !st->hann || !st->w_block || !st->w_short || !st->w_maxm || !st->w_maxs ||
                 !st->w_spk || !st->w_tpk || !st->w_band || !st->scratch))
@@ -611,7 +656,7 @@ int es_loud_new(int rate, int channels, const double *weights, const double *ban
         es_loud_free(st);
         return rc;
     }
-    design_taps(st->os, st->taps, &st->tap_l1);
+    design_taps(st->os, st->taps, &st->tap_l1, &st->tap_lc, &st->tap_lo);
     for (int i = 0; i < st->n_fft; i++)
         st->hann[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / st->n_fft));
     for (int b = 0; b < ES_LOUD_BANDS; b++) {
@@ -792,7 +837,8 @@ static void mono_mix(es_loud *st, int pos_in_hop, int len)
 static void process_chunk(es_loud *st, const float *f, int len)
 {
     const int ch = st->ch, hist = TP_TAPS - 1;
-    const int may_skip = !(st->flags & ES_LOUD_TP_EXHAUSTIVE) && st->wcap == 0;
+    const int every = (st->flags & ES_LOUD_TP_EXHAUSTIVE) != 0;
+    const int may_skip = !every && st->wcap == 0;
     const int lag = st->mark_lag;
     for (int c = 0; c < ch; c++) {
         float *b = st->buf + (size_t)c * st->buf_len;
@@ -817,10 +863,14 @@ static void process_chunk(es_loud *st, const float *f, int len)
         float *b = st->buf + (size_t)c * st->buf_len;
         float sp = abs_max(b + hist, len), tp = 0.0f;
         note_peak(&st->all.spk[c], &st->mark.spk[c], &st->hop_spk[c], sp);
+        /* an output no larger than the hop's and the mark's true peak so far changes no reading
+         * (the whole's is at least the hop's); mark.tpk holds floats, exactly */
+        const float moot = st->hop_tpk[c] < (float)st->mark.tpk[c] ? st->hop_tpk[c] : (float)st->mark.tpk[c];
         if (st->os > 1 && !(may_skip && abs_max(b, hist + len) * st->tap_l1 <= st->mark.tpk[c]))
-            tp = true_peak_chunk(st, b, len);
+            tp = true_peak_chunk(st, b, len, sp, moot, every);
         if (lag) { /* right after a mark: only outputs made of samples after it count there */
-            float tm = lag < len && st->os > 1 ? true_peak_chunk(st, b + lag, len - lag) : 0.0f;
+            float tm = lag < len && st->os > 1
+                ? true_peak_chunk(st, b + lag, len - lag, sp, (float)st->mark.tpk[c], every) : 0.0f;
             float v = tm > sp ? tm : sp;
             if (v > st->mark.tpk[c]) st->mark.tpk[c] = v;
         }

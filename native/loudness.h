@@ -48,7 +48,9 @@
  * at 48 kHz). The true peak is the maximum of the interpolated and the original samples.
  * Unless ES_LOUD_TP_EXHAUSTIVE is given or a window is kept, a block whose neighbourhood
  * peak times the filter's largest absolute tap sum cannot beat the channel's current
- * maximum is not interpolated: the result is identical, only cheaper.
+ * maximum is not interpolated; and unless ES_LOUD_TP_EXHAUSTIVE is given, neither are eight
+ * outputs at a time whose samples bound them below the block's sample peak (or a larger
+ * output of the block): the result is identical, only cheaper.
  *
  * Bands. Once per hop, the last n_fft frames of the hop's channel-weighted mono mix (n_fft
  * the smallest power of two >= 40 ms, always shorter than a hop) are Hann-windowed and

@@ -30,6 +30,45 @@ def all_readings(m: LoudnessMeter) -> tuple:
             tuple(r.band_powers or ()))
 
 
+def inter_sample_peaks(rate: int, seconds: float) -> np.ndarray:
+    """Stereo: a quarter-rate sine sampled 45 degrees off its crests (true peak 3 dB over the
+    samples) fading in and out, and single clicks, which ring between their samples."""
+    n = int(rate * seconds)
+    t = np.arange(n)
+    x = np.zeros((n, 2), np.float32)
+    x[:, 0] = 0.5 * np.sin(np.pi / 2 * t + np.pi / 4) * (0.5 + 0.5 * np.sin(2 * np.pi * t / (3.1 * rate)))
+    x[rate // 3::rate // 2, 1] = 0.9
+    return x
+
+
+@pytest.mark.parametrize("rate", [48000, 44100])
+def test_true_peak_skips_only_what_cannot_count(rate: int) -> None:
+    """Interpolated outputs that their samples bound below what the readings already hold are
+    not computed; every reading is exactly the one that computes all of them (the live
+    window, a mark, the whole), read every 21 ms. The mark falls in a quiet passage 20 ms
+    after a loud click, inside one of the meter's 100 ms hops, and a burst 40 ms after it
+    peaks between its samples: the click's peak holds for that hop, not for the mark."""
+    x = music_like(rate, 20.0, seed=4) + inter_sample_peaks(rate, 20.0)
+    x[7 * rate:9 * rate] *= 0.01            # a quiet passage: the window's peak falls
+    mark_at = 8 * rate + 1234               # 1234 samples into a hop of the meter's
+    x[mark_at - int(0.02 * rate), 0] = 0.9
+    burst = mark_at + int(0.04 * rate) + np.arange(int(0.005 * rate))
+    x[burst, 0] = 0.3 * np.sin(np.pi / 2 * burst + np.pi / 4)   # true peak 0.3, its samples 0.21
+    fast, every = (LoudnessMeter(rate, 2, window_s=3, exhaustive_true_peak=e) for e in (False, True))
+    hop = 997
+    for i in range(0, len(x), hop):
+        if i <= mark_at < i + hop:
+            fast.process(x[i:mark_at]), every.process(x[i:mark_at])
+            fast.mark(), every.mark()
+            fast.process(x[mark_at:i + hop]), every.process(x[mark_at:i + hop])
+        else:
+            fast.process(x[i:i + hop]), every.process(x[i:i + hop])
+        for scope in ("window", "mark", "all"):
+            for c in (0, 1):
+                assert fast.peaks(scope, c) == every.peaks(scope, c), (i / rate, scope, c)
+    assert every.true_peak("mark", 0) > every.sample_peak("mark", 0) + 0.5   # inter-sample peaks were there
+
+
 @pytest.mark.parametrize("rate", [48000, 44100])
 def test_readings_do_not_depend_on_block_size(rate: int) -> None:
     x = music_like(rate, 12.0)
