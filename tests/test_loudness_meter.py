@@ -69,6 +69,21 @@ def test_true_peak_skips_only_what_cannot_count(rate: int) -> None:
     assert every.true_peak("mark", 0) > every.sample_peak("mark", 0) + 0.5   # inter-sample peaks were there
 
 
+def test_true_peak_skips_nothing_on_subnormal_rounding() -> None:
+    """Among subnormal floats rounding errs by a fixed amount, not a relative one: samples of
+    14 * 2^-149 signed like a branch's taps make an output of 32 * 2^-149 that a bound with
+    only a relative margin put at 31 (the chunk's peak): it was skipped. Not any more."""
+    tiny = np.float32(2.0 ** -149)
+    t = np.arange(24)
+    x = np.zeros(960, np.float32)
+    x[10] = 31 * tiny
+    x[481:505] = np.where(np.sinc(0.5 - (t - 11)) >= 0, 14, -14) * tiny   # the half-sample branch's signs
+    fast, every = (LoudnessMeter(48000, 1, window_s=3, exhaustive_true_peak=e) for e in (False, True))
+    fast.process(x[:, None]), every.process(x[:, None])
+    for scope in ("window", "mark", "all"):
+        assert fast.peaks(scope, 0) == every.peaks(scope, 0), scope
+
+
 @pytest.mark.parametrize("rate", [48000, 44100])
 def test_readings_do_not_depend_on_block_size(rate: int) -> None:
     x = music_like(rate, 12.0)
