@@ -5,10 +5,7 @@ has ended is not found again in its own last seconds, still in the evidence wind
 the next one is hard to hear; nor does another version of the playing song replace it."""
 import numpy as np
 import pytest
-from catalogs import readonly_song_catalog
-from earshot.audio.decode import Audio
-from earshot.catalog import Catalog
-from earshot.ingest import ingest_audio
+from catalogs import readonly_song_catalog, readonly_titled_catalog
 from earshot.pipeline import Pipeline
 from music import add_noise, song
 
@@ -64,16 +61,11 @@ def test_the_song_before_is_not_announced_again_while_the_new_one_is_drowned_out
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory):
     """A, another version of A (A with a second part mixed in), B and C."""
-    path = tmp_path_factory.mktemp("versions") / "catalog"
     a = song(700, SONG_S, RATE)
     tracks = {"A": a, "A version": (a + 0.5 * song(701, SONG_S, RATE)) / 1.5,
               "B": song(702, SONG_S, RATE), "C": song(703, SONG_S, RATE)}
-    with Catalog.open(path, create=True) as cat:
-        for title, x in tracks.items():
-            assert ingest_audio(cat, Audio(x[:, None], RATE), {"title": title}, f"/m/{title}.wav").added
-    cat = Catalog.open(path, readonly=True)
-    yield cat, tracks
-    cat.close()
+    for cat, _ in readonly_titled_catalog(tmp_path_factory.mktemp("versions"), tracks, RATE):
+        yield cat, tracks
 
 
 def test_another_version_of_the_playing_song_does_not_replace_it(versions):
