@@ -44,6 +44,7 @@ NULL_BLOCK = 64          # offset bins per null-model block
 TAIL_MIN = 10            # blocks used for the tail fit, at least
 BETA_FLOOR = 1.0         # smallest tail scale (hits), for queries with little evidence
 SCREEN_EVERY = 8         # identify: off-nominal speeds first on the most salient 8th of the anchors ...
+SCREEN_MIN_S = 1.25      # ... but never on fewer than a query of this many seconds has (a 5 s query: its 4th)
 SCREEN_P = 0.1           # ... and in full where that alone is this unlikely by chance,
 SCREEN_KEEP = 0          # ... or where it is among the likeliest this many (see try_more_speeds)
 RARITY_WEIGHT = 16.0     # hits weigh round(this / sqrt(df)), 1 .. 16 (0: all weigh 1; see rarity_weights)
@@ -209,7 +210,7 @@ class MatchSession:
             runs.join(self._hits[speed], hashes, times, self.max_postings, self._weights)
 
     def try_more_speeds(self, screen_every: int = 1, screen_p: float = 1.0,
-                        screen_keep: int = 1) -> tuple[float, ...]:
+                        screen_keep: int = 1, screen_min_s: float = 0.0) -> tuple[float, ...]:
         """Hash the peaks seen so far under every speed not yet tried (end of stream).
 
         With `screen_every` n > 1 each of them is first looked up on the most salient n-th of
@@ -231,18 +232,31 @@ class MatchSession:
         what can be lost is an off-speed song too damaged to show on 1/n of its anchors.
         (`hits` of a screened-out hypothesis are then that partial evidence.)
 
+        The sample is never smaller than `screen_min_s` seconds' share of the anchors: what
+        a screen can see is an amount of evidence, not a fraction (480 damaged off-speed 5 s
+        development queries, rooms and RT60 1.0 s between hypotheses: the 8th of their anchors
+        kept 286 songs, their 4th 302, a full search 307; 10 s queries keep their 8th).
+
         Returns the hypotheses screened out: their p on the partial evidence was above
         `screen_p` before the correction, so no threshold a caller can mean accepts them, and
         `best` need not score them again."""
         todo = tuple(s for s in self.speeds if self._consumed.get(s, 0) == 0)
         out: tuple[float, ...] = ()
         if todo and self._chunks:
+            if screen_min_s > 0.0 and screen_every > 1:
+                span_s = self._peaks_span_frames(todo[0]) * self.params.frame_seconds
+                screen_every = max(1, min(int(screen_every), round(span_s / screen_min_s)))
             if screen_every <= 1:
                 self._feed_speeds(todo, None)
             else:
                 out = self._screen_speeds(todo, int(screen_every), float(screen_p), int(screen_keep))
         self._drop_hashed_chunks()
         return out
+
+    def _peaks_span_frames(self, speed: float) -> float:
+        """The frames from the first to the last peak this speed has not hashed yet."""
+        peaks = self._unseen_peaks(speed)
+        return float(peaks["time"][-1] - peaks["time"][0]) + 1.0 if len(peaks) else 0.0
 
     def _screen_speeds(self, todo: tuple[float, ...], every: int, screen_p: float,
                        keep: int) -> tuple[float, ...]:
@@ -552,7 +566,7 @@ def match_peaks(
     catalog: Catalog, peaks: np.ndarray, speed_search: bool = True,
     speeds: tuple[float, ...] = DEFAULT_SPEEDS, accept_p: float = SURE_P,
     settle_p: float = SETTLE_P, screen_every: int = SCREEN_EVERY, screen_p: float = SCREEN_P,
-    screen_keep: int = SCREEN_KEEP, rarity_weight: float = RARITY_WEIGHT,
+    screen_keep: int = SCREEN_KEEP, rarity_weight: float = RARITY_WEIGHT, screen_min_s: float = SCREEN_MIN_S,
 ) -> tuple[MatchSession, Match | None]:
     """The best match of a whole query's peaks, with the session that holds the evidence
     (to explain a result). Three tests, each only when the one before is not sure enough:
@@ -563,9 +577,10 @@ def match_peaks(
     2. every hash at nominal speed (the tolerance: a reverberant room moves peaks by a
        frame), accepted at p <= `accept_p`;
     3. every speed hypothesis, Bonferroni-corrected: each first on the most salient
-       `screen_every`-th of the anchors, and in full only where that is already unlikely by
-       chance (p <= `screen_p`, see `MatchSession.try_more_speeds`) — a song the catalog does
-       not know no longer pays for eight full searches.
+       `screen_every`-th of the anchors (at least `screen_min_s` seconds' share), and in full
+       only where that is already unlikely by chance (p <= `screen_p`, see
+       `MatchSession.try_more_speeds`) — a song the catalog does not know no longer pays for
+       eight full searches.
 
     The false-positive bound is the sum of the tests': settle_p + accept_p + the third's.
     An unsettled query pays for the first test again in the second (≈ a third of a
@@ -586,6 +601,6 @@ def match_peaks(
     first = session.best()
     if speed_search and (first is None or first.p_value > accept_p):
         out = session.try_more_speeds(screen_every=screen_every, screen_p=screen_p,
-                                      screen_keep=screen_keep)
+                                      screen_keep=screen_keep, screen_min_s=screen_min_s)
         return session, session.best(speeds=tuple(s for s in session.speeds if s not in out))
     return session, first
