@@ -207,14 +207,24 @@ def render_talk(clean: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
 
 
 def phase_prepare(args: argparse.Namespace) -> dict[str, Any]:
-    packages = bench_corpus.ensure_packages()
-    corpus = bench_corpus.build_corpus(packages, OUT / "corpus")
-    known, unknown = bench_corpus.split_known_unknown(corpus, args.seed)
-    catalog = bench_corpus.ensure_large_catalog(args.catalog, known, unknown, OUT / "corpus")
+    if args.music == "unseen":
+        # bench_unseen's hold-out: its packages' known half added to the 10-hour catalog
+        import bench_unseen
+
+        known, unknown = bench_unseen.split(bench_unseen.unseen_corpus(), bench_unseen.SPLIT_SEED)
+        packages = sorted({t.package for t in known + unknown})
+        catalog = bench_unseen.ensure_catalog(args.catalog, known, args.seed)
+    else:
+        packages = bench_corpus.ensure_packages()
+        corpus = bench_corpus.build_corpus(packages, OUT / "corpus")
+        known, unknown = bench_corpus.split_known_unknown(corpus, args.seed)
+        catalog = bench_corpus.ensure_large_catalog(args.catalog, known, unknown, OUT / "corpus")
     plan_file = LIVE / "playlist.json"
     wavs = {c: LIVE / f"hour-{c}.wav" for c in ("clean", "room", "talk")}
     key = {"seed": args.seed, "hour_s": args.hour_s, "unknown_songs": args.unknown_songs,
            "silences": args.silences}
+    if args.music != "benchmark":
+        key["music"] = args.music
     if args.playlist_seed != args.seed:
         key["playlist_seed"] = args.playlist_seed
     if plan_file.exists() and all(w.exists() for w in wavs.values()):
@@ -1026,7 +1036,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hour-s", type=float, default=3600.0, help="length of the playlist, seconds")
     ap.add_argument("--unknown-songs", type=int, default=3)
     ap.add_argument("--silences", type=int, default=4)
-    ap.add_argument("--catalog", type=Path, default=OUT / "catalog-10h")
+    ap.add_argument("--music", choices=("benchmark", "unseen"), default="benchmark",
+                    help="unseen: the hour from bench_unseen.py's hold-out packages (never tuned on), "
+                    "in bench-out/live-unseen, against its catalog (bench-out/catalog-unseen)")
+    ap.add_argument("--catalog", type=Path, help="default: bench-out/catalog-10h (catalog-unseen with --music unseen)")
     ap.add_argument("--conditions", default="clean,room,talk")
     ap.add_argument("--realtime-minutes", type=float, default=60.0)
     ap.add_argument("--health-interval", type=float, default=10.0)
@@ -1050,12 +1063,16 @@ def main(argv: list[str] | None = None) -> int:
         if not eq or not key:
             ap.error(f"--listen takes KEY=VALUE, not {setting!r}")
         os.environ[f"EARSHOT_LISTEN__{key.strip().upper()}"] = value.strip()
-    args.catalog = args.catalog.resolve()
     global LIVE
+    if args.catalog is None:
+        args.catalog = OUT / ("catalog-unseen" if args.music == "unseen" else "catalog-10h")
+    args.catalog = args.catalog.resolve()
+    if args.music == "unseen":
+        LIVE = OUT / "live-unseen"
     if args.playlist_seed is None:
         args.playlist_seed = args.seed
     elif args.playlist_seed != args.seed:
-        LIVE = OUT / f"live-p{args.playlist_seed}"
+        LIVE = LIVE.parent / f"{LIVE.name}-p{args.playlist_seed}"
     if args.run_name:
         LIVE = _linked_run_dir(LIVE, args.run_name)
     if args.memrun:

@@ -39,18 +39,19 @@ import numpy as np
 from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_corpus  # noqa: E402
-from bench_corpus import CorpusTrack  # noqa: E402
-from bench_queries import SHARED_RECORDING, waveform_correlation  # noqa: E402
-from earshot.audio.decode import Audio, decode  # noqa: E402
-from earshot.audio.resample import mix_mono  # noqa: E402
-from earshot.catalog import Catalog  # noqa: E402
-from earshot.identify import identify_audio  # noqa: E402
-from earshot.testing import damage  # noqa: E402
+import bench_corpus
+from bench_corpus import CorpusTrack
+from bench_queries import SHARED_RECORDING, waveform_correlation
+from earshot.audio.decode import Audio, decode
+from earshot.audio.resample import mix_mono
+from earshot.catalog import Catalog
+from earshot.identify import identify_audio
+from earshot.testing import damage
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench-out"
 UNSEEN_PACKAGES = ("drascula-music", "asc-music", "planetblupi-music-ogg")
+SPLIT_SEED = 2026        # which half of the packages' tracks is known (also bench_live --music unseen)
 LENGTHS_S = (10, 5)
 TOLERANCE_S = 1.0
 Query = Callable[[np.ndarray, int, int, int, np.random.Generator], np.ndarray]
@@ -199,6 +200,7 @@ def ensure_catalog(path: Path, known: list[CorpusTrack], seed: int) -> dict[str,
                     *want], check=True)
     info = bench_corpus.catalog_figures(path)
     info["unseen_known"] = want
+    info["packages"] = [*json.loads((OUT / "catalog-10h.json").read_text()).get("packages", []), *UNSEEN_PACKAGES]
     marker.write_text(json.dumps(info, indent=1))
     return info
 
@@ -258,13 +260,13 @@ def report(results: list[dict[str, Any]], info: dict[str, Any], known: list[Corp
         if r["kind"] == "known":
             cells[(r["damage"], r["length_s"])].append(r)
     hours = sum(t.duration_s for t in known) / 3600
-    lines = [f"# Recognition on unseen music and damages (scripts/bench_unseen.py)", "",
-             f"Catalog: {info['tracks']} tracks, {info['hours']:.1f} h (the 10-hour live catalog plus "
+    lines = ["# Recognition on unseen music and damages (scripts/bench_unseen.py)", "",
+             (f"Catalog: {info['tracks']} tracks, {info['hours']:.1f} h (the 10-hour live catalog plus "
              f"{len(known)} unseen tracks, {hours:.1f} h); {len(unknown)} unseen tracks kept out. "
-             f"Packages: {', '.join(UNSEEN_PACKAGES)}.", "",
-             "Right: the track and its place (within 1 s). The looping tracks (planetblupi's ten are "
+             f"Packages: {', '.join(UNSEEN_PACKAGES)}."), "",
+             ("Right: the track and its place (within 1 s). The looping tracks (planetblupi's ten are "
              "loops repeated for 10-29 minutes) are often named at another turn of their loop, hence "
-             "the right track's column.", "",
+             "the right track's column."), "",
              "| damage | 10 s right | 5 s right | right track (10 / 5 s) | wrong track | 10 s median CPU |",
              "|---|---|---|---|---|---|"]
     for name in DAMAGES:
@@ -282,10 +284,10 @@ def report(results: list[dict[str, Any]], info: dict[str, Any], known: list[Corp
     unk = [r for r in results if r["kind"] == "unknown"]
     named = [r for r in unk if r["named"]]
     coincidences = [r for r in named if (r.get("waveform_corr") or 0.0) < SHARED_RECORDING]
-    lines += ["", f"Unknown songs: {len(named)} of {len(unk)} queries named a catalog track "
+    lines += ["", (f"Unknown songs: {len(named)} of {len(unk)} queries named a catalog track "
               f"({100.0 * len(named) / max(1, len(unk)):.2f} %); {len(coincidences)} of them not the same "
               f"recording by the waveform test (correlation < {SHARED_RECORDING}): "
-              f"{100.0 * len(coincidences) / max(1, len(unk)):.2f} %."]
+              f"{100.0 * len(coincidences) / max(1, len(unk)):.2f} %.")]
     for r in named:
         lines.append(f"- {Path(r['track']).name} at {r['start_s']} s ({r['damage']}, {r['length_s']} s) named "
                      f"\"{r['named']['title']}\" at {r['named']['offset_s']} s, confidence "
@@ -296,7 +298,7 @@ def report(results: list[dict[str, Any]], info: dict[str, Any], known: list[Corp
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=1, help="the main benchmark's split seed (its catalog)")
-    ap.add_argument("--query-seed", type=int, default=2026)
+    ap.add_argument("--query-seed", type=int, default=SPLIT_SEED, help="the split and the queries' places")
     ap.add_argument("--per-known", type=int, default=4, help="queries a known track, damage and length")
     ap.add_argument("--per-unknown", type=int, default=3, help="queries an unknown track, damage and length")
     ap.add_argument("--catalog", type=Path, default=OUT / "catalog-unseen")
