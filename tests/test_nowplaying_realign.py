@@ -85,3 +85,44 @@ def test_another_version_of_the_playing_song_does_not_replace_it(versions):
     assert 20.0 < matches[1].offset_s < 20.0 + 8.0                       # B within 8 s of its start
     ended = [e.reason for e in events if e.event == "now_playing" and e.state == "ended"]
     assert ended == ["another song"]
+
+
+def test_a_song_drowned_out_then_heard_again_resumes_without_a_second_announcement(catalog):
+    """Loud noise over the playing song for longer than `lost_after_s` ends it ("no longer
+    heard"); when it is recognised again where its play has got to, that is the same play:
+    `now_playing` says it plays again, and no second `match` is sent (with `resume_within_s`
+    0 it is announced twice)."""
+    from dataclasses import replace
+
+    track = song(503, SONG_S, RATE)
+    x = add_noise(np.concatenate([np.zeros(RATE, np.float32), track[10 * RATE:85 * RATE]]), 20.0, seed=9)
+    loud = float(np.sqrt(np.mean(track ** 2))) * 10.0 ** (30.0 / 20.0)      # 15 s at -30 dB SNR
+    x[31 * RATE:46 * RATE] += np.random.default_rng(8).standard_normal(15 * RATE).astype(np.float32) * loud
+    for resume_within_s, titles in ((60.0, ["S3"]), (0.0, ["S3", "S3"])):
+        pipe = Pipeline(catalog, RATE, 1)
+        pipe.nowplaying.params = replace(pipe.nowplaying.params, resume_within_s=resume_within_s)
+        events = []
+        for i in range(0, len(x), RATE // 4):
+            events += pipe.process(x[i:i + RATE // 4, None])
+        assert [e.title for e in events if e.event == "match"] == titles
+        states = [(e.state, e.reason) for e in events if e.event == "now_playing"]
+        assert ("ended", "no longer heard") in states
+        assert (("playing", "heard again where its play had got to") in states) == (resume_within_s > 0)
+        now = pipe.stats.audio_s - 1.0                     # and it is followed where it plays
+        assert pipe.nowplaying.song is not None and pipe.nowplaying.song.match.track.title == "S3"
+        assert pipe.nowplaying.position_s(now) == pytest.approx(10.0 + (now - 1.0), abs=0.25)
+
+
+def test_a_song_played_again_from_its_start_is_announced_again(catalog):
+    """A song that ended and then plays from its start (a repeat, not the same play going
+    on), or after a pause past `resume_within_s`, is announced again; one paused a while and
+    resumed where it stopped is the same play."""
+    track = song(500, SONG_S, RATE)
+    silence = np.zeros(15 * RATE, np.float32)   # longer than lost_after_s: the song ends
+    x = add_noise(np.concatenate([np.zeros(RATE, np.float32), track[10 * RATE:40 * RATE], silence,
+                                  track[40 * RATE:60 * RATE],                     # paused, resumed
+                                  silence, track[0:30 * RATE]]), 20.0, seed=10)   # again from the top
+    _, events = run(catalog, x)
+    assert [e.title for e in events if e.event == "match"] == ["S0", "S0"]
+    assert sum(1 for e in events if e.event == "now_playing" and e.reason == "heard again where its play had got to") == 1
+    assert len([e for e in events if e.event == "now_playing" and e.state == "ended"]) >= 2

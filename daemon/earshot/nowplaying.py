@@ -24,7 +24,11 @@ heard since this one was last heard clearly (what came before was the playing so
 found there played beside it, another version of it or a passage like it) — unless the song
 itself is heard again at another place in it (a seek, or a repeated passage it was first
 aligned to): then it is followed there (`now_playing` playing → playing, "found again at
-another place"), neither ended nor announced again. "Heard" means its
+another place"), neither ended nor announced again. A song that ended because it was no
+longer heard (or the room went quiet) and is recognised again within `resume_within_s`, at a
+place between where it was last heard and where it would be had it played on (drowned out,
+or paused), resumes: `now_playing` says it plays again, but there is no second `match`.
+"Heard" means its
 hits at its own offset are at least `min_support` in the last seconds or, in a noisy room
 where they come sparsely, more over the window than the track's own background of
 coincidental hits would put in one cell (a Poisson tail, `heard_p`). With time-tolerant
@@ -63,8 +67,29 @@ class NowPlayingParams:
     moved_s: float = 1.0           # a playing song found this far from its place has moved there
     lost_after_s: float = 10.0     # a playing song unheard this long has ended
     quiet_end_s: float = 3.0       # ... or this long when the room is quiet
+    resume_within_s: float = 60.0  # a song that ended so (not replaced) and is recognised again
+                                   # this soon, where its play could have got to, resumes: no
+                                   # second `match` (0: every recognition is announced)
     speeds_per_evaluation: int = 1  # off-nominal speed hypotheses scored per evaluation ...
     idle_off_speed_every: int = 2   # ... and, while nothing plays, every this many evaluations
+
+
+@dataclass(frozen=True)
+class _Stopped:
+    """A song ended because it was no longer heard or the room went quiet: found again soon,
+    between where it was last heard and where it would be had it played on, it resumes."""
+
+    track_id: int
+    speed: float
+    offset_s: float         # track position at stream time 0 (see NowPlaying.position_s)
+    last_heard_s: float
+    ended_s: float
+
+    def position_s(self, now_s: float) -> float:
+        return self.offset_s + now_s * self.speed
+
+
+RESUMABLE = ("no longer heard", "music stopped")
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,7 @@ class NowPlaying:
     muted: tuple[int, float] | None = None   # (track, frame): a song that ended is not found again in its old evidence
     heard_until_s: float = 0.0   # when the song that ended was last clearly heard: a song is
                                  # looked for in what came after (before, the evidence was that song's)
+    stopped: _Stopped | None = None  # the song that last ended unheard or in a quiet room
 
     # -- queries -------------------------------------------------------------------------
     def position_s(self, now_s: float) -> float | None:
@@ -353,6 +379,13 @@ class NowPlaying:
         first = self._first_heard(m, session, now_s)
         self.song = _Song(m, m.offset_s / self.frame_s, first_heard_s=first, last_heard_s=now_s,
                           since_s=now_s, clearly_heard_s=now_s)
+        resumed, self.stopped = self._resumes(m, now_s), None
+        if resumed:
+            # the same play of the song, drowned for a while or paused: its state says so,
+            # but it is not recognised a second time (a subscriber counting plays, or
+            # automating on a song's start, would see it twice)
+            self._set_state("playing", now_s, events, reason="heard again where its play had got to")
+            return
         info = track_info(m)
         events.append(MatchEvent(
             ts=self.stamp(now_s), track_id=info.track_id, title=info.title, artist=info.artist,
@@ -362,9 +395,21 @@ class NowPlaying:
         ))
         self._set_state("playing", now_s, events, reason="recognised")
 
+    def _resumes(self, m: Match, now_s: float) -> bool:
+        """Whether `m` is the song that last stopped, soon, at a place its play could have got
+        to: from where it was last heard (paused there) to where it would be now (played on
+        unheard), within `moved_s` either side."""
+        stop, p = self.stopped, self.params
+        if stop is None or m.track.track_id != stop.track_id or now_s - stop.ended_s > p.resume_within_s:
+            return False
+        here = m.offset_s + now_s * m.speed
+        return stop.position_s(stop.last_heard_s) - p.moved_s <= here <= stop.position_s(now_s) + p.moved_s
+
     def _end(self, now_s: float, reason: str, events: list[EventBase]) -> None:
         assert self.song is not None
         song = self.song
+        self.stopped = (_Stopped(song.match.track.track_id, song.match.speed, song.offset_frames * self.frame_s,
+                                 song.last_heard_s, now_s) if reason in RESUMABLE else None)
         self.ended.append(SongEnded(
             track=track_info(song.match), started_at=self.stamp(song.first_heard_s),
             ended_at=self.stamp(song.last_heard_s), heard_s=song.last_heard_s - song.first_heard_s,
