@@ -90,17 +90,16 @@ def test_another_version_of_the_playing_song_does_not_replace_it(versions):
 def test_a_song_drowned_out_then_heard_again_resumes_without_a_second_announcement(catalog):
     """Loud noise over the playing song for longer than `lost_after_s` ends it ("no longer
     heard"); when it is recognised again where its play has got to, that is the same play:
-    `now_playing` says it plays again, and no second `match` is sent (with `resume_within_s`
-    0 it is announced twice)."""
-    from dataclasses import replace
+    `now_playing` says it plays again, and no second `match` is sent (with `[listen]
+    resume_within_s = 0` it is announced twice)."""
+    from earshot.config import ListenSection
 
     track = song(503, SONG_S, RATE)
     x = add_noise(np.concatenate([np.zeros(RATE, np.float32), track[10 * RATE:85 * RATE]]), 20.0, seed=9)
     loud = float(np.sqrt(np.mean(track ** 2))) * 10.0 ** (30.0 / 20.0)      # 15 s at -30 dB SNR
     x[31 * RATE:46 * RATE] += np.random.default_rng(8).standard_normal(15 * RATE).astype(np.float32) * loud
     for resume_within_s, titles in ((60.0, ["S3"]), (0.0, ["S3", "S3"])):
-        pipe = Pipeline(catalog, RATE, 1)
-        pipe.nowplaying.params = replace(pipe.nowplaying.params, resume_within_s=resume_within_s)
+        pipe = Pipeline(catalog, RATE, 1, listen=ListenSection(resume_within_s=resume_within_s))
         events = []
         for i in range(0, len(x), RATE // 4):
             events += pipe.process(x[i:i + RATE // 4, None])

@@ -92,6 +92,9 @@ class ListenSection(Section):
     window_s: float = Field(12.0, ge=3.0, le=60.0, description="seconds of evidence kept for recognition")
     lost_after_s: float = Field(10.0, ge=2.0, le=120.0, description="a song not heard this long has ended "
                                 "(talking over it for less keeps it playing)")
+    resume_within_s: float = Field(60.0, ge=0.0, le=3600.0, description="a song that ended unheard (drowned out, "
+                                   "or paused) and is recognised again this soon, where its play could have got "
+                                   "to, resumes without a second `match` event (0: every recognition is announced)")
     query_fanout: int = Field(6, ge=3, le=12, description="pairs hashed per live query peak: more finds "
                               "a damaged song sooner for more CPU and evidence memory (`identify` uses 6)")
     time_tolerance: int = Field(0, ge=0, le=2, description="frames (16 ms) by which live query hashes may "

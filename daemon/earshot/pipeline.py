@@ -100,6 +100,7 @@ class Pipeline:
             frame_s=self.frame_s, stamp=stamp,
             params=NowPlayingParams(max_p=max(1e-12, 1.0 - listen.min_confidence),
                                     window_s=listen.window_s, lost_after_s=listen.lost_after_s,
+                                    resume_within_s=listen.resume_within_s,
                                     recent_beyond_chance=listen.time_tolerance > 0),
         )
         self.stats = PipelineStats()
