@@ -1030,7 +1030,8 @@ def _linked_run_dir(hour: Path, name: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated: " + ",".join(PHASES))
-    ap.add_argument("--seed", type=int, default=1, help="the known/unknown split (as bench_recognition) and the playlist")
+    ap.add_argument("--seed", type=int, default=1, help="the known/unknown split (as bench_recognition; with "
+                    "--music unseen, bench_unseen's own) and the playlist")
     ap.add_argument("--playlist-seed", type=int, help="another hour from the same catalog and split: "
                     "its playlist and room (default: --seed); kept apart in bench-out/live-p<N>")
     ap.add_argument("--hour-s", type=float, default=3600.0, help="length of the playlist, seconds")

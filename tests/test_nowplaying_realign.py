@@ -114,8 +114,7 @@ def test_a_song_drowned_out_then_heard_again_resumes_without_a_second_announceme
 
 def test_a_song_played_again_from_its_start_is_announced_again(catalog):
     """A song that ended and then plays from its start (a repeat, not the same play going
-    on), or after a pause past `resume_within_s`, is announced again; one paused a while and
-    resumed where it stopped is the same play."""
+    on) is announced again; one paused a while and resumed where it stopped is the same play."""
     track = song(500, SONG_S, RATE)
     silence = np.zeros(15 * RATE, np.float32)   # longer than lost_after_s: the song ends
     x = add_noise(np.concatenate([np.zeros(RATE, np.float32), track[10 * RATE:40 * RATE], silence,

@@ -44,7 +44,7 @@ NULL_BLOCK = 64          # offset bins per null-model block
 TAIL_MIN = 10            # blocks used for the tail fit, at least
 BETA_FLOOR = 1.0         # smallest tail scale (hits), for queries with little evidence
 SCREEN_EVERY = 8         # identify: off-nominal speeds first on the most salient 8th of the anchors ...
-SCREEN_MIN_S = 1.25      # ... but never on fewer than a query of this many seconds has (a 5 s query: its 4th)
+SCREEN_MIN_S = 1.2       # ... but never on fewer than a query of this many seconds has (a 5 s query: its 4th)
 SCREEN_P = 0.1           # ... and in full where that alone is this unlikely by chance,
 SCREEN_KEEP = 0          # ... or where it is among the likeliest this many (see try_more_speeds)
 RARITY_WEIGHT = 16.0     # hits weigh round(this / sqrt(df)), 1 .. 16 (0: all weigh 1; see rarity_weights)
@@ -232,10 +232,11 @@ class MatchSession:
         what can be lost is an off-speed song too damaged to show on 1/n of its anchors.
         (`hits` of a screened-out hypothesis are then that partial evidence.)
 
-        The sample is never smaller than `screen_min_s` seconds' share of the anchors: what
-        a screen can see is an amount of evidence, not a fraction (480 damaged off-speed 5 s
-        development queries, rooms and RT60 1.0 s between hypotheses: the 8th of their anchors
-        kept 286 songs, their 4th 302, a full search 307; 10 s queries keep their 8th).
+        The sample is never smaller than `screen_min_s` seconds' share of the anchors (the
+        share is the peaks' span over it, rounded down): what a screen can see is an amount of
+        evidence, not a fraction (480 damaged off-speed 5 s development queries, rooms and
+        RT60 1.0 s between hypotheses: the 8th of their anchors kept 286 songs, their 4th 302,
+        a full search 307; 10 s queries keep their 8th, 2 s ones are searched in full).
 
         Returns the hypotheses screened out: their p on the partial evidence was above
         `screen_p` before the correction, so no threshold a caller can mean accepts them, and
@@ -245,7 +246,7 @@ class MatchSession:
         if todo and self._chunks:
             if screen_min_s > 0.0 and screen_every > 1:
                 span_s = self._peaks_span_frames(todo[0]) * self.params.frame_seconds
-                screen_every = max(1, min(int(screen_every), round(span_s / screen_min_s)))
+                screen_every = max(1, min(int(screen_every), int(span_s // screen_min_s)))
             if screen_every <= 1:
                 self._feed_speeds(todo, None)
             else:
