@@ -130,12 +130,10 @@ def make_playlist(known: list[CorpusTrack], unknown: list[CorpusTrack], seed: in
 
 
 def mono_at_rate(path: Path) -> np.ndarray:
-    from earshot.audio.decode import decode
-    from earshot.audio.resample import mix_mono, resample
+    # scipy (bench_queries): kept out of the memory phase's child
+    from bench_queries import mono_at
 
-    audio = decode(path)
-    x = mix_mono(audio.samples)
-    return resample(x, audio.sample_rate, RATE) if audio.sample_rate != RATE else x
+    return mono_at(path, RATE)
 
 
 def render_clean(segments: list[Segment]) -> np.ndarray:

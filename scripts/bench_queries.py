@@ -136,6 +136,17 @@ def passage_similarity(x: np.ndarray, start: int, y: np.ndarray, offset_s: float
     return best
 
 
+def mono_at(path: Path, rate: int) -> np.ndarray:
+    """A whole track decoded, mixed to mono and resampled to `rate` (for the waveform test,
+    which compares two tracks sample by sample)."""
+    from earshot.audio.decode import decode
+    from earshot.audio.resample import mix_mono, resample
+
+    audio = decode(path)
+    x = mix_mono(audio.samples)
+    return resample(x, audio.sample_rate, rate) if audio.sample_rate != rate else x
+
+
 SHARED_RECORDING = 0.1  # waveform correlation at which two passages hold the same recording
 
 

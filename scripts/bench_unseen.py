@@ -41,9 +41,9 @@ from scipy import signal
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_corpus
 from bench_corpus import CorpusTrack
-from bench_queries import SHARED_RECORDING, waveform_correlation
+from bench_queries import SHARED_RECORDING, mono_at, waveform_correlation
 from earshot.audio.decode import Audio, decode
-from earshot.audio.resample import mix_mono, resample
+from earshot.audio.resample import mix_mono
 from earshot.catalog import Catalog
 from earshot.identify import identify_audio
 from earshot.testing import damage
@@ -245,11 +245,10 @@ def shared(r: dict[str, Any]) -> float | None:
     """Waveform correlation of an unknown query's source at its place with the track named."""
     named = r["named"]
     try:
-        a, b = decode(Path(r["track"])), decode(Path(named["source"]))
+        # at one rate (the test's band ends at 3.6 kHz): the packages' tracks are 22.05-48 kHz
+        x, y = mono_at(Path(r["track"]), WAVEFORM_RATE), mono_at(Path(named["source"]), WAVEFORM_RATE)
     except Exception:  # noqa: BLE001 - a diagnostic
         return None
-    # at one rate (the test's band ends at 3.6 kHz): the packages' tracks are 22.05-48 kHz
-    x, y = (resample(mix_mono(t.samples), t.sample_rate, WAVEFORM_RATE) for t in (a, b))
     corr = waveform_correlation(x, round(r["start_s"] * WAVEFORM_RATE), y, named["offset_s"], WAVEFORM_RATE,
                                 r["length_s"] * WAVEFORM_RATE)
     return None if np.isnan(corr) else round(corr, 3)

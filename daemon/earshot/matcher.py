@@ -244,24 +244,20 @@ class MatchSession:
         todo = tuple(s for s in self.speeds if self._consumed.get(s, 0) == 0)
         out: tuple[float, ...] = ()
         if todo and self._chunks:
+            peaks = self._unseen_peaks(todo[0])   # what all of them are about to hash (none has yet)
             if screen_min_s > 0.0 and screen_every > 1:
-                span_s = self._peaks_span_frames(todo[0]) * self.params.frame_seconds
+                span_frames = float(peaks["time"][-1] - peaks["time"][0]) + 1.0 if len(peaks) else 0.0
+                span_s = span_frames * self.params.frame_seconds
                 screen_every = max(1, min(int(screen_every), int(span_s // screen_min_s)))
             if screen_every <= 1:
                 self._feed_speeds(todo, None)
             else:
-                out = self._screen_speeds(todo, int(screen_every), float(screen_p), int(screen_keep))
+                out = self._screen_speeds(todo, peaks, int(screen_every), float(screen_p), int(screen_keep))
         self._drop_hashed_chunks()
         return out
 
-    def _peaks_span_frames(self, speed: float) -> float:
-        """The frames from the first to the last peak this speed has not hashed yet."""
-        peaks = self._unseen_peaks(speed)
-        return float(peaks["time"][-1] - peaks["time"][0]) + 1.0 if len(peaks) else 0.0
-
-    def _screen_speeds(self, todo: tuple[float, ...], every: int, screen_p: float,
+    def _screen_speeds(self, todo: tuple[float, ...], peaks: np.ndarray, every: int, screen_p: float,
                        keep: int) -> tuple[float, ...]:
-        peaks = self._unseen_peaks(todo[0])   # what all of them are about to hash (none has yet)
         pick = salient_peaks(peaks, every)    # the same anchors under every speed
         sample: list[tuple[float, np.ndarray, np.ndarray]] = []
         for speed in todo:

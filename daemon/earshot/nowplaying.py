@@ -74,21 +74,6 @@ class NowPlayingParams:
     idle_off_speed_every: int = 2   # ... and, while nothing plays, every this many evaluations
 
 
-@dataclass(frozen=True)
-class _Stopped:
-    """A song ended because it was no longer heard or the room went quiet: found again soon,
-    between where it was last heard and where it would be had it played on, it resumes."""
-
-    track_id: int
-    speed: float
-    offset_s: float         # track position at stream time 0 (see NowPlaying.position_s)
-    last_heard_s: float
-    ended_s: float
-
-    def position_s(self, now_s: float) -> float:
-        return self.offset_s + now_s * self.speed
-
-
 RESUMABLE = ("no longer heard", "music stopped")
 
 
@@ -108,6 +93,12 @@ def track_info(match: Match) -> TrackInfo:
     return TrackInfo(track_id=t.track_id, title=t.title, artist=t.artist, album=t.album, source=t.source)
 
 
+def track_position_s(offset_s: float, speed: float, now_s: float) -> float:
+    """Where in a track playback is at stream time `now_s` (catalog seconds), for a song
+    aligned at `offset_s` (its position at stream time 0) and played `speed` times as fast."""
+    return offset_s + now_s * speed
+
+
 @dataclass
 class _Song:
     match: Match
@@ -116,6 +107,24 @@ class _Song:
     last_heard_s: float
     since_s: float
     clearly_heard_s: float      # its latest hit when its recent hits last beat chance on their own
+
+    @classmethod
+    def heard(cls, m: Match, frame_s: float, first_heard_s: float, now_s: float) -> _Song:
+        """A song found now, heard since `first_heard_s`."""
+        return cls(m, m.offset_s / frame_s, first_heard_s=first_heard_s, last_heard_s=now_s, since_s=now_s,
+                   clearly_heard_s=now_s)
+
+    def position_s(self, frame_s: float, now_s: float) -> float:
+        return track_position_s(self.offset_frames * frame_s, self.match.speed, now_s)
+
+
+@dataclass(frozen=True)
+class _Stopped:
+    """A song ended because it was no longer heard or the room went quiet: found again soon,
+    between where it was last heard and where it would be had it played on, it resumes."""
+
+    song: _Song
+    ended_s: float
 
 
 @dataclass
@@ -140,10 +149,7 @@ class NowPlaying:
     # -- queries -------------------------------------------------------------------------
     def position_s(self, now_s: float) -> float | None:
         """Where in the track playback is now (catalog seconds)."""
-        if self.song is None:
-            return None
-        m = self.song.match
-        return self.song.offset_frames * self.frame_s + now_s * m.speed
+        return None if self.song is None else self.song.position_s(self.frame_s, now_s)
 
     # -- the machine -----------------------------------------------------------------------
     def update(self, now_s: float, session: MatchSession, quiet: bool) -> list[EventBase]:
@@ -359,7 +365,7 @@ class NowPlaying:
         the same alignment with different offsets, so positions are compared, not offsets)."""
         if m.track.track_id != song.match.track.track_id:
             return False
-        here = m.offset_s + now_s * m.speed
+        here = track_position_s(m.offset_s, m.speed, now_s)
         tol = self.params.offset_tolerance_s if tolerance_s is None else tolerance_s
         return abs(here - self.position_s(now_s)) <= tol
 
@@ -369,16 +375,13 @@ class NowPlaying:
         return now_s if first is None else min(now_s, first * self.frame_s)
 
     def _become_candidate(self, now_s: float, m: Match, session: MatchSession, events: list[EventBase]) -> None:
-        first = self._first_heard(m, session, now_s)
-        self.song = _Song(m, m.offset_s / self.frame_s, first_heard_s=first, last_heard_s=now_s,
-                          since_s=now_s, clearly_heard_s=now_s)
+        self.song = _Song.heard(m, self.frame_s, self._first_heard(m, session, now_s), now_s)
         self._set_state("candidate", now_s, events, reason="a song may be playing")
 
     def _announce(self, now_s: float, m: Match, session: MatchSession, events: list[EventBase]) -> None:
         assert self.song is not None
         first = self._first_heard(m, session, now_s)
-        self.song = _Song(m, m.offset_s / self.frame_s, first_heard_s=first, last_heard_s=now_s,
-                          since_s=now_s, clearly_heard_s=now_s)
+        self.song = _Song.heard(m, self.frame_s, first, now_s)
         resumed, self.stopped = self._resumes(m, now_s), None
         if resumed:
             # the same play of the song, drowned for a while or paused: its state says so,
@@ -400,16 +403,16 @@ class NowPlaying:
         to: from where it was last heard (paused there) to where it would be now (played on
         unheard), within `moved_s` either side."""
         stop, p = self.stopped, self.params
-        if stop is None or m.track.track_id != stop.track_id or now_s - stop.ended_s > p.resume_within_s:
+        if stop is None or m.track.track_id != stop.song.match.track.track_id or now_s - stop.ended_s > p.resume_within_s:
             return False
-        here = m.offset_s + now_s * m.speed
-        return stop.position_s(stop.last_heard_s) - p.moved_s <= here <= stop.position_s(now_s) + p.moved_s
+        here = track_position_s(m.offset_s, m.speed, now_s)
+        paused_at = stop.song.position_s(self.frame_s, stop.song.last_heard_s)
+        return paused_at - p.moved_s <= here <= stop.song.position_s(self.frame_s, now_s) + p.moved_s
 
     def _end(self, now_s: float, reason: str, events: list[EventBase]) -> None:
         assert self.song is not None
         song = self.song
-        self.stopped = (_Stopped(song.match.track.track_id, song.match.speed, song.offset_frames * self.frame_s,
-                                 song.last_heard_s, now_s) if reason in RESUMABLE else None)
+        self.stopped = _Stopped(song, now_s) if reason in RESUMABLE else None
         self.ended.append(SongEnded(
             track=track_info(song.match), started_at=self.stamp(song.first_heard_s),
             ended_at=self.stamp(song.last_heard_s), heard_s=song.last_heard_s - song.first_heard_s,
