@@ -13,7 +13,7 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
-KERNELS = ["fft", "resample", "fingerprint", "loudness", "evidence", "score", "postings"]
+KERNELS = ["fft", "resample", "fingerprint", "gating", "loudness", "evidence", "score", "postings"]
 # libraries the kernels link: postings.c reads the catalog through liblmdb (Debian liblmdb-dev)
 LIBRARIES = ["m", "lmdb"]
 _MARKED = re.compile(r"/\* CFFI-BEGIN \*/(.*?)/\* CFFI-END \*/", re.S)

@@ -2,6 +2,7 @@
  * gating structure are in loudness.h. */
 #include "loudness.h"
 #include "fft.h"
+#include "gating.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -12,8 +13,6 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-#define NBINS 10000      /* 0.01 LU bins from -70 LUFS to +30 LUFS */
-#define BIN_PER_LU 100.0
 #define TP_TAPS 24       /* taps per polyphase branch */
 #define TP_BETA 7.0      /* Kaiser window shape */
 #define TP_CENTRE 4      /* central taps of a branch, bounded apart (see true_peak_chunk) */
@@ -23,25 +22,10 @@
  * absolute amount, which the bounds' relative 1e-4 does not cover (an output of 32 * 2^-149
  * from samples bounding it at 31 * 2^-149 was skipped). Digital silence is excused apart. */
 #define TP_SUBNORMAL_SLACK 0x1p-140f
-#define ABS_GATE_LUFS -70.0
 #define NONE -1.0        /* "no value" for energies, which are never negative */
 
 typedef struct {
-    uint64_t count;
-    double sum, comp; /* Neumaier-compensated sum of the energies in the bin */
-    double lo, hi;    /* smallest and largest energy in the bin */
-} gbin;
-
-/* Gating blocks (or short-term values) above the absolute gate. */
-typedef struct {
-    double *raw;   /* the first raw_cap values verbatim */
-    uint64_t raw_cap;
-    uint64_t n;    /* values stored so far */
-    gbin *bins;
-} gate;
-
-typedef struct {
-    gate blocks, shorts;
+    es_gate blocks, shorts;
     double max_m, max_s; /* energies, NONE when no window was complete */
     double *spk, *tpk;   /* per channel, linear */
     double band[ES_LOUD_BANDS];
@@ -86,10 +70,6 @@ struct es_loud {
     size_t scratch_cap;
     double bytes;
 };
-
-static double lufs(double energy) { return -0.691 + 10.0 * log10(energy); }
-
-static double abs_gate_energy(void) { return pow(10.0, (ABS_GATE_LUFS + 0.691) / 10.0); }
 
 /* ---- K-weighting: bilinear transform of BS.1770's analog prototype for this rate ---- */
 
@@ -313,223 +293,12 @@ static float true_peak_chunk(es_loud *st, const float *b, int n, float floor, fl
     return r;
 }
 
-/* ---- gates ---- */
-
-/* Write one byte in every page, so the pages are resident now and the resident size after
- * a week is the one after a minute. (A memset of zeros after calloc would be optimised away
- * and calloc's fresh pages stay untouched until first used.) */
-static void commit_pages(void *p, size_t bytes)
-{
-    volatile char *c = p;
-    for (size_t i = 0; i < bytes; i += 1024) c[i] = 0;
-}
-
-static int gate_init(gate *gt, uint64_t raw_cap, double *bytes)
-{
-    gt->raw_cap = raw_cap;
-    gt->n = 0;
-    gt->raw = raw_cap ? malloc(sizeof(double) * raw_cap) : NULL;
-    gt->bins = malloc(sizeof(gbin) * NBINS);
-    *bytes += sizeof(double) * (double)raw_cap + sizeof(gbin) * (double)NBINS;
-    if ((raw_cap && !gt->raw) || !gt->bins) return ES_LOUD_ENOMEM;
-    memset(gt->bins, 0, sizeof(gbin) * NBINS);
-    if (raw_cap) commit_pages(gt->raw, sizeof(double) * raw_cap);
-    return ES_LOUD_OK;
-}
-
-static void gate_clear(gate *gt)
-{
-    gt->n = 0;
-    memset(gt->bins, 0, sizeof(gbin) * NBINS);
-}
-
-static void gate_free(gate *gt)
-{
-    free(gt->raw);
-    free(gt->bins);
-}
-
-static int bin_of(double energy)
-{
-    double b = floor((lufs(energy) - ABS_GATE_LUFS) * BIN_PER_LU);
-    if (b < 0.0) return 0;
-    if (b >= NBINS) return NBINS - 1;
-    return (int)b;
-}
-
-static void gate_add(gate *gt, double z)
-{
-    if (!(z > abs_gate_energy()) || !(lufs(z) > ABS_GATE_LUFS)) return;
-    if (gt->n < gt->raw_cap) gt->raw[gt->n] = z;
-    gt->n++;
-    gbin *b = &gt->bins[bin_of(z)];
-    double t = b->sum + z;
-    b->comp += fabs(b->sum) >= z ? (b->sum - t) + z : (z - t) + b->sum;
-    b->sum = t;
-    if (b->count == 0 || z < b->lo) b->lo = z;
-    if (b->count == 0 || z > b->hi) b->hi = z;
-    b->count++;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Percentiles (fractions q) of sorted energies, interpolated in LUFS. */
-static double sorted_percentile(const double *v, size_t n, double q)
-{
-    double r = q * (double)(n - 1);
-    size_t i = (size_t)floor(r);
-    if (i + 1 >= n) return lufs(v[n - 1]);
-    double f = r - (double)i;
-    return lufs(v[i]) + f * (lufs(v[i + 1]) - lufs(v[i]));
-}
-
-/* Values given verbatim: gated mean (rel = 0.1 for -10 LU) and optional percentiles. */
-static int exact_stats(const double *v, size_t n, double rel, double *mean, double *scratch,
-                       double *lra)
-{
-    double s = 0.0;
-    size_t na = 0;
-    for (size_t i = 0; i < n; i++)
-        if (v[i] >= 0.0) { s += v[i]; na++; }
-    if (na == 0) return ES_LOUD_ENODATA;
-    double zr = s / (double)na * rel, sg = 0.0;
-    size_t ng = 0;
-    for (size_t i = 0; i < n; i++)
-        if (v[i] >= 0.0 && v[i] > zr) {
-            sg += v[i];
-            if (scratch) scratch[ng] = v[i];
-            ng++;
-        }
-    if (ng == 0) return ES_LOUD_ENODATA;
-    if (mean) *mean = sg / (double)ng;
-    if (lra) {
-        qsort(scratch, ng, sizeof(double), cmp_double);
-        *lra = sorted_percentile(scratch, ng, 0.95) - sorted_percentile(scratch, ng, 0.10);
-    }
-    return ES_LOUD_OK;
-}
-
-typedef struct {
-    double n, s;      /* count and sum of the bins fully above the threshold */
-    int straddle;     /* the bin holding the threshold with values on both sides, or -1 */
-    double zr;
-} hist_split;
-
-static int hist_gate(const gate *gt, double rel, hist_split *hs)
-{
-    double na = 0.0, sa = 0.0;
-    for (int i = 0; i < NBINS; i++)
-        if (gt->bins[i].count) {
-            na += (double)gt->bins[i].count;
-            sa += gt->bins[i].sum + gt->bins[i].comp;
-        }
-    if (na == 0.0) return ES_LOUD_ENODATA;
-    hs->zr = sa / na * rel;
-    hs->n = hs->s = 0.0;
-    hs->straddle = -1;
-    for (int i = 0; i < NBINS; i++) {
-        const gbin *b = &gt->bins[i];
-        if (!b->count || b->hi <= hs->zr) continue;
-        if (b->lo > hs->zr) {
-            hs->n += (double)b->count;
-            hs->s += b->sum + b->comp;
-        } else {
-            hs->straddle = i;
-        }
-    }
-    return ES_LOUD_OK;
-}
-
-/* Estimated count and sum of the straddling bin's values above the threshold. */
-static void straddle_share(const gbin *b, double zr, double *k, double *s)
-{
-    double f = b->hi > b->lo ? (b->hi - zr) / (b->hi - b->lo) : 1.0;
-    *k = (double)b->count * f;
-    *s = *k * 0.5 * (zr + b->hi);
-}
-
-static int gate_integrated(const gate *gt, double *mean, double *err_lu, double *scratch)
-{
-    (void)scratch;
-    if (gt->n <= gt->raw_cap) {
-        if (err_lu) *err_lu = 0.0;
-        return exact_stats(gt->raw, (size_t)gt->n, 0.1, mean, NULL, NULL);
-    }
-    hist_split hs;
-    int rc = hist_gate(gt, 0.1, &hs);
-    if (rc) return rc;
-    double k = 0.0, s = 0.0, err = 0.0;
-    if (hs.straddle >= 0) {
-        const gbin *b = &gt->bins[hs.straddle];
-        straddle_share(b, hs.zr, &k, &s);
-        double est = (hs.s + s) / (hs.n + k), c = (double)b->count;
-        double cand[3] = {hs.n > 0 ? hs.s / hs.n : est, (hs.s + c * hs.zr) / (hs.n + c),
-                          (hs.s + c * b->hi) / (hs.n + c)};
-        for (int i = 0; i < 3; i++) {
-            double d = fabs(10.0 * log10(cand[i] / est));
-            if (d > err) err = d;
-        }
-    }
-    if (hs.n + k <= 0.0) return ES_LOUD_ENODATA;
-    *mean = (hs.s + s) / (hs.n + k);
-    if (err_lu) *err_lu = err;
-    return ES_LOUD_OK;
-}
-
-/* Loudness at rank r (0-based, fractional) among the gated values of a histogram. */
-static double hist_rank(const gate *gt, const hist_split *hs, double r)
-{
-    double cum = 0.0;
-    for (int i = 0; i < NBINS; i++) {
-        const gbin *b = &gt->bins[i];
-        double c, lo;
-        if (!b->count || b->hi <= hs->zr) continue;
-        if (i == hs->straddle) {
-            double s;
-            straddle_share(b, hs->zr, &c, &s);
-            lo = hs->zr;
-        } else {
-            if (b->lo <= hs->zr) continue;
-            c = (double)b->count;
-            lo = b->lo;
-        }
-        if (cum + c > r) {
-            double f = c > 1.0 ? (r - cum) / (c - 1.0) : 0.0;
-            if (f > 1.0) f = 1.0;
-            return lufs(lo) + f * (lufs(b->hi) - lufs(lo));
-        }
-        cum += c;
-    }
-    return NAN;
-}
-
-static int gate_range(const gate *gt, double *lra, double *scratch)
-{
-    if (gt->n <= gt->raw_cap)
-        return exact_stats(gt->raw, (size_t)gt->n, 0.01, NULL, scratch, lra);
-    hist_split hs;
-    int rc = hist_gate(gt, 0.01, &hs);
-    if (rc) return rc;
-    double k = 0.0, s = 0.0;
-    if (hs.straddle >= 0) straddle_share(&gt->bins[hs.straddle], hs.zr, &k, &s);
-    double n = hs.n + k;
-    if (n <= 0.0) return ES_LOUD_ENODATA;
-    double n_int = floor(n + 0.5);
-    if (n_int < 1.0) n_int = 1.0;
-    *lra = hist_rank(gt, &hs, 0.95 * (n_int - 1.0)) - hist_rank(gt, &hs, 0.10 * (n_int - 1.0));
-    return isnan(*lra) ? ES_LOUD_ENODATA : ES_LOUD_OK;
-}
-
 /* ---- scopes ---- */
 
 static int scope_init(scope *sc, int ch, uint64_t raw_cap, double *bytes)
 {
-    int rc = gate_init(&sc->blocks, raw_cap, bytes);
-    if (!rc) rc = gate_init(&sc->shorts, raw_cap, bytes);
+    int rc = es_gate_init(&sc->blocks, raw_cap, bytes);
+    if (!rc) rc = es_gate_init(&sc->shorts, raw_cap, bytes);
     sc->spk = calloc((size_t)ch, sizeof(double));
     sc->tpk = calloc((size_t)ch, sizeof(double));
     *bytes += 2.0 * sizeof(double) * ch;
@@ -539,8 +308,8 @@ static int scope_init(scope *sc, int ch, uint64_t raw_cap, double *bytes)
 
 static void scope_clear(scope *sc, int ch)
 {
-    gate_clear(&sc->blocks);
-    gate_clear(&sc->shorts);
+    es_gate_clear(&sc->blocks);
+    es_gate_clear(&sc->shorts);
     sc->max_m = sc->max_s = NONE;
     memset(sc->spk, 0, sizeof(double) * (size_t)ch);
     memset(sc->tpk, 0, sizeof(double) * (size_t)ch);
@@ -552,8 +321,8 @@ static void scope_clear(scope *sc, int ch)
 
 static void scope_free(scope *sc)
 {
-    gate_free(&sc->blocks);
-    gate_free(&sc->shorts);
+    es_gate_free(&sc->blocks);
+    es_gate_free(&sc->shorts);
     free(sc->spk);
     free(sc->tpk);
 }
@@ -584,7 +353,7 @@ static void *track(es_loud *st, size_t n, size_t size)
 {
     st->bytes += (double)n * (double)size;
     void *p = calloc(n ? n : 1, size);
-    if (p) commit_pages(p, (n ? n : 1) * size);
+    if (p) es_commit_pages(p, (n ? n : 1) * size);
     return p;
 }
 
@@ -738,12 +507,12 @@ static void add_bands(scope *sc, const double *p)
 static void end_hop(es_loud *st, double em, double es)
 {
     uint64_t need_m = 4 * (uint64_t)st->k, need_s = 30 * (uint64_t)st->k;
-    int audible = !isnan(em) && em > abs_gate_energy() && lufs(em) > ABS_GATE_LUFS;
+    int audible = !isnan(em) && em > es_abs_gate_energy() && es_lufs(em) > ES_GATE_ABS_LUFS;
     double bands[ES_LOUD_BANDS] = {0};
-    if (!isnan(em)) gate_add(&st->all.blocks, em);
-    if (!isnan(es)) gate_add(&st->all.shorts, es);
-    if (!isnan(em) && st->mark.since_step >= need_m) gate_add(&st->mark.blocks, em);
-    if (!isnan(es) && st->mark.since_step >= need_s) gate_add(&st->mark.shorts, es);
+    if (!isnan(em)) es_gate_add(&st->all.blocks, em);
+    if (!isnan(es)) es_gate_add(&st->all.shorts, es);
+    if (!isnan(em) && st->mark.since_step >= need_m) es_gate_add(&st->mark.blocks, em);
+    if (!isnan(es) && st->mark.since_step >= need_s) es_gate_add(&st->mark.shorts, es);
     if (audible) {
         for (int i = 0; i < st->n_fft; i++) st->fft_in[i] *= st->hann[i];
         es_fft_power(st->fft, st->fft_in, st->fft_pow);
@@ -755,7 +524,7 @@ static void end_hop(es_loud *st, double em, double es)
     if (st->wcap) {
         int w = st->wpos, ch = st->ch;
         st->w_block[w] = audible ? em : NONE;
-        st->w_short[w] = !isnan(es) && es > abs_gate_energy() && lufs(es) > ABS_GATE_LUFS ? es : NONE;
+        st->w_short[w] = !isnan(es) && es > es_abs_gate_energy() && es_lufs(es) > ES_GATE_ABS_LUFS ? es : NONE;
         st->w_maxm[w] = st->hop_maxm;
         st->w_maxs[w] = st->hop_maxs;
         for (int c = 0; c < ch; c++) {
@@ -780,7 +549,7 @@ static void raise_max(double *m, double v)
 static double to_lufs(double e)
 {
     if (isnan(e)) return NAN;
-    return e > 0.0 ? lufs(e) : -INFINITY;
+    return e > 0.0 ? es_lufs(e) : -INFINITY;
 }
 
 static void end_step(es_loud *st, double *mom, double *sto, int cap, int *nout)
@@ -963,8 +732,8 @@ int es_loud_get_max(const es_loud *st, int scope_id, double *max_momentary, doub
     } else {
         return ES_LOUD_EINVAL;
     }
-    if (max_momentary) *max_momentary = m > 0.0 ? lufs(m) : NAN;
-    if (max_short_term) *max_short_term = s > 0.0 ? lufs(s) : NAN;
+    if (max_momentary) *max_momentary = m > 0.0 ? es_lufs(m) : NAN;
+    if (max_short_term) *max_short_term = s > 0.0 ? es_lufs(s) : NAN;
     return m > 0.0 ? ES_LOUD_OK : ES_LOUD_ENODATA;
 }
 
@@ -974,14 +743,14 @@ int es_loud_get_integrated(es_loud *st, int scope_id, double *out, double *err_l
     int rc;
     const scope *sc = pick(st, scope_id);
     if (sc) {
-        rc = gate_integrated(&sc->blocks, &mean, err_lu, st->scratch);
+        rc = es_gate_integrated(&sc->blocks, &mean, err_lu);
     } else if (scope_id == ES_LOUD_WINDOW && st->wcap) {
         if (err_lu) *err_lu = 0.0;
-        rc = exact_stats(st->w_block, (size_t)window_hops(st), 0.1, &mean, NULL, NULL);
+        rc = es_gate_exact_stats(st->w_block, (size_t)window_hops(st), 0.1, &mean, NULL, NULL);
     } else {
         return ES_LOUD_EINVAL;
     }
-    if (rc == ES_LOUD_OK && out) *out = lufs(mean);
+    if (rc == ES_LOUD_OK && out) *out = es_lufs(mean);
     return rc;
 }
 
@@ -991,9 +760,9 @@ int es_loud_get_range(es_loud *st, int scope_id, double *lra)
     int rc;
     const scope *sc = pick(st, scope_id);
     if (sc)
-        rc = gate_range(&sc->shorts, &v, st->scratch);
+        rc = es_gate_range(&sc->shorts, &v, st->scratch);
     else if (scope_id == ES_LOUD_WINDOW && st->wcap)
-        rc = exact_stats(st->w_short, (size_t)window_hops(st), 0.01, NULL, st->scratch, &v);
+        rc = es_gate_exact_stats(st->w_short, (size_t)window_hops(st), 0.01, NULL, st->scratch, &v);
     else
         return ES_LOUD_EINVAL;
     if (rc == ES_LOUD_OK && lra) *lra = v;
