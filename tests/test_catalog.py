@@ -109,6 +109,21 @@ def test_missing_and_foreign_folders_are_clear_errors(tmp_path):
         Catalog.open(tmp_path / "plain")
 
 
+def test_a_catalog_whose_start_was_cut_short_is_started_again(tmp_path):
+    """LMDB creates its lock file before the data file: a power cut between the two leaves a
+    folder that is still an empty place for a catalog, not a foreign one."""
+    path = tmp_path / "cut"
+    path.mkdir()
+    (path / "in-use").write_bytes(b"")
+    (path / "lock.mdb").write_bytes(b"\0" * 8192)
+    with pytest.raises(CatalogError, match="no catalog here"):
+        Catalog.open(path)
+    with Catalog.open(path, create=True) as cat:
+        cat.add_tracks([track(100, 1, "first")])
+    with Catalog.open(path, readonly=True) as cat:
+        assert [t.title for t in cat.tracks()] == ["Song 1"]
+
+
 def _writer(path, ready, go):
     with Catalog.open(path) as cat:
         ready.set()

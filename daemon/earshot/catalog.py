@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import lmdb
 import numpy as np
 
-from .errors import CatalogError, CatalogInUse
+from .errors import CatalogError, CatalogInUse, CatalogWriteError
 from .fingerprint import DEFAULT_PARAMS, FingerprintParams
 from .native import ffi, lib
 from .postings_reader import LOOKUP_DTYPE, PostingsReader
@@ -159,13 +159,13 @@ class Catalog:
         if not data_file.exists():
             if path.exists() and not path.is_dir():
                 raise CatalogError(f"{path}: is a file, not a catalog folder")
-            if path.is_dir() and any(f.name != IN_USE_FILE for f in path.iterdir()) and not create:
+            if path.is_dir() and any(f.name not in _LEFT_BY_A_START for f in path.iterdir()) and not create:
                 raise CatalogError(f"{path}: is not an earshot catalog (no data.mdb)")
             if not create:
                 raise CatalogError(
                     f"{path}: no catalog here; build one with `earshot ingest --catalog {path} MUSIC_FOLDER`"
                 )
-            if path.is_dir() and any(f.name != IN_USE_FILE for f in path.iterdir()):
+            if path.is_dir() and any(f.name not in _LEFT_BY_A_START for f in path.iterdir()):
                 raise CatalogError(f"{path}: folder is not empty and is not an earshot catalog")
             path.mkdir(parents=True, exist_ok=True)
         if readonly and not os.access(data_file, os.R_OK):
@@ -250,7 +250,9 @@ class Catalog:
             txn.abort()
 
     def _write(self, fn: Any) -> Any:
-        """Run fn(txn) in a write transaction, growing the map and retrying when full."""
+        """Run fn(txn) in a write transaction, growing the map and retrying when full. A write
+        LMDB cannot complete (a full disk: its short write comes back as EIO) is a
+        CatalogWriteError: the transaction is aborted, so the catalog is as it was before."""
         while True:
             try:
                 with self.env.begin(write=True) as txn:
@@ -259,6 +261,8 @@ class Catalog:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
             except lmdb.MapResizedError:
                 self.env.set_mapsize(0)
+            except lmdb.Error as exc:
+                raise CatalogWriteError(_write_failure(self.path, exc)) from None
 
     # -- tracks --------------------------------------------------------------------------
     def find_digest(self, digest: str) -> int | None:
@@ -470,6 +474,30 @@ class Catalog:
 
 
 IN_USE_FILE = "in-use"
+# what starting a catalog leaves before data.mdb exists (the hold, and LMDB's lock file, which
+# it creates first): a folder holding only these is an empty one, e.g. after a power cut
+_LEFT_BY_A_START = (IN_USE_FILE, "lock.mdb")
+
+
+def _write_failure(path: Path, exc: Exception) -> str:
+    """What to tell a user whose write to the catalog at `path` failed with exc."""
+    try:
+        st = os.statvfs(path)
+        free_mb = st.f_bavail * st.f_frsize / 1e6
+    except OSError:
+        free_mb = None
+    if free_mb is None:
+        why = str(exc)
+    elif free_mb < FULL_DISK_MB:
+        why = f"its disk is full ({free_mb:.1f} MB free; {exc})"
+    else:
+        why = f"{exc}; its disk has {free_mb:.0f} MB free, so the disk or card may be failing"
+    return f"{path}: could not write to the catalog: {why}. This change was not made; the catalog is as it was before"
+
+
+# below this much free space a failed write is put down to a full disk: one write transaction
+# of a batch of tracks takes tens of MB before the catalog is compacted
+FULL_DISK_MB = 64.0
 
 
 def _empty_folder(folder: Path) -> None:

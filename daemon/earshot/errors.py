@@ -30,6 +30,13 @@ class CatalogInUse(CatalogError):
     """The catalog is open in another process (the daemon?), so it cannot be rewritten now."""
 
 
+class CatalogWriteError(CatalogError):
+    """A write to the catalog failed (e.g. its disk is full): nothing of that write was stored
+    and everything stored before is intact."""
+
+    exit_code = 74  # EX_IOERR
+
+
 class ConfigError(EarshotError):
     """The configuration is invalid."""
 

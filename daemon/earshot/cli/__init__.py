@@ -2,6 +2,7 @@
 
 Exit codes: 0 success; 1 some inputs failed (the rest done); 2 usage error;
 65 bad audio input; 66 catalog missing or unusable; 69 audio device missing;
+74 a write to the catalog failed (a full disk; nothing stored before is lost);
 78 configuration error.
 """
 from __future__ import annotations

@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..audio.decode import file_digest, find_audio_files
+from ..audio.decode import Limits, file_digest, find_audio_files
 from ..catalog import Catalog, NewTrack
-from ..errors import AudioError, CatalogError, CatalogInUse, UsageError
+from ..errors import AudioError, CatalogError, CatalogInUse, CatalogWriteError, UsageError
 from ..ingest import prepare_file
 from .common import Progress, add_catalog_option, catalog_path, compact_and_say, config_from_args, limits_from
 
@@ -55,26 +55,17 @@ def run(args: argparse.Namespace) -> int:
     with Catalog.open(path, create=True, map_size=config.catalog.map_size_mb << 20) as catalog:
         progress = Progress(len(files), "ingesting")
         report.progress = progress
-        batch: list[tuple[Path, NewTrack]] = []
-        last_flush = time.monotonic()
-        for f in files:
-            try:
-                fd = file_digest(f)
-                existing = catalog.find_file_digest(fd)
-                if existing is not None:
-                    report.duplicate(f, existing)
-                else:
-                    batch.append((f, prepare_file(f, catalog.params, limits, fd)))
-            except AudioError as exc:
-                report.failure(exc)
-            except OSError as exc:
-                report.failure(AudioError(f"{f}: cannot read ({exc.strerror})"))
-            progress.step(f.name)
-            # one write transaction per batch: atomic, and far less page copying in LMDB
-            if batch and (len(batch) >= BATCH_TRACKS or time.monotonic() - last_flush > BATCH_SECONDS):
-                _flush(catalog, batch, report)
-                last_flush = time.monotonic()
-        _flush(catalog, batch, report)
+        try:
+            _ingest_files(catalog, files, limits, report, progress)
+        except CatalogWriteError as exc:
+            # e.g. the disk is full: every batch before this one is stored, this one is not
+            # (its transaction was aborted), and the next would fail too, so stop here
+            progress.close()
+            left = len(files) - report.added - report.duplicates - (report.failed - len(missing))
+            print(f"earshot: {exc}", file=sys.stderr)
+            print(f"earshot: stopped: {left} file(s) not ingested; {report.added} added before this; "
+                  "make room and run the same command again (what is stored is skipped)", file=sys.stderr)
+            return exc.exit_code
         progress.close()
         total = catalog.track_count()
         if report.added and not args.no_compact:
@@ -90,6 +81,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 BATCH_TRACKS = 32
+
+
+def _ingest_files(catalog: Catalog, files: list[Path], limits: Limits, report: "_Report",
+                  progress: Progress) -> None:
+    """Decode and fingerprint each file and store the new ones, a batch per write transaction
+    (atomic, and far less page copying in LMDB)."""
+    batch: list[tuple[Path, NewTrack]] = []
+    last_flush = time.monotonic()
+    for f in files:
+        try:
+            fd = file_digest(f)
+            existing = catalog.find_file_digest(fd)
+            if existing is not None:
+                report.duplicate(f, existing)
+            else:
+                batch.append((f, prepare_file(f, catalog.params, limits, fd)))
+        except AudioError as exc:
+            report.failure(exc)
+        except OSError as exc:
+            report.failure(AudioError(f"{f}: cannot read ({exc.strerror})"))
+        progress.step(f.name)
+        if batch and (len(batch) >= BATCH_TRACKS or time.monotonic() - last_flush > BATCH_SECONDS):
+            _flush(catalog, batch, report)
+            last_flush = time.monotonic()
+    _flush(catalog, batch, report)
 BATCH_SECONDS = 20.0
 
 
