@@ -5,9 +5,7 @@ tmpfs, when this runs as root and may mount one), a file size limit (anywhere), 
 killed with SIGKILL at a series of moments, as a power cut would stop it.
 """
 import json
-import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from music import song
+from small_disk import fill, small_tmpfs
 
 RATE = 22050
 
@@ -54,19 +53,8 @@ def identify_title(catalog, source, tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 6 MB tmpfs: a file system that really runs out of space."""
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "6m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_stops_ingest_with_one_line_and_keeps_what_was_stored(small_disk, tmp_path):
@@ -76,15 +64,7 @@ def test_a_full_disk_stops_ingest_with_one_line_and_keeps_what_was_stored(small_
     assert earshot("ingest", "--catalog", catalog, first).returncode == 0
     before = titles(catalog)
     assert before == ["song300", "song301"]
-    # fill the disk but for a few kB
-    filler = small_disk / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    filler = fill(small_disk)
     proc = earshot("ingest", "--catalog", catalog, more)
     assert proc.returncode == 74, proc.stderr
     assert "could not write to the catalog: its disk is full" in proc.stderr

@@ -305,3 +305,36 @@ def test_an_unset_host_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="host is not set"):
         Publisher(MqttSection(), tmp_path)
+
+
+def test_a_full_disk_keeps_events_in_memory_and_in_order(broker, recorder, tmp_path, stopping, caplog):
+    """The spool's disk fills while the broker is away: later events wait in memory, and once
+    the disk has room again new ones still queue behind those, so everything arrives in order
+    and the retained now_playing is the latest."""
+    from small_disk import fill, small_tmpfs
+
+    with small_tmpfs(tmp_path / "disk", "2m") as disk:
+        broker.stop()
+        p = started(section(broker.port), disk / "state")
+        stopping.append(p)
+        for n in range(1, 21):
+            p.publish(match(n))
+        filler = fill(disk)
+        n = 20
+        while "keeping events in memory" not in caplog.text:   # the spool's file must grow
+            n += 1
+            assert n < 5000, "the spool never needed more of the full disk"
+            p.publish(match(n))
+        full_until = n
+        for n in range(full_until + 1, full_until + 11):
+            p.publish(match(n))
+        filler.unlink()
+        last = full_until + 20
+        for n in range(full_until + 11, last + 1):
+            p.publish(match(n))
+        p.publish(now_playing(last))
+        broker.start()
+        check_all_in_order(recorder, last)
+        wait_until(lambda: p.spool_depth == 0, timeout=30, what="the spool to empty")
+        held = retained(broker, f"{BASE}/now_playing")[f"{BASE}/now_playing"]
+        assert json.loads(held.payload)["track"]["track_id"] == last

@@ -2,7 +2,8 @@
 the MQTT thread (which sends).
 
 - durable events (match, song_report, now_playing): the disk spool, written before
-  `add` returns; a memory spool takes them only if the disk refuses a write;
+  `add` returns; a memory spool takes them only if the disk refuses a write (a full disk),
+  and the events after them until the broker has them all, so that order is kept;
 - periodic events (loudness, health): sent only while connected (QoS 0); while the broker
   is away they are not kept (they would be stale), only the latest of each kind is, to
   answer Home Assistant's restart;
@@ -56,14 +57,18 @@ class Outbox:
                 self._live.append((kind, payload))
 
     def _spool(self, kind: str, payload: bytes) -> tuple[int, int]:
-        try:
-            return 0, self.spools[0].append(kind, payload)
-        except SpoolError as exc:
-            now = time.monotonic()
-            if now - self._last_spool_error > 60:
-                self._last_spool_error = now
-                log.error("%s; keeping events in memory until it works again (lost if earshot stops)", exc)
-            return 1, self.spools[1].append(kind, payload)
+        # Once events wait in memory, later ones queue behind them there until the broker has
+        # them all, even if the disk has room again: the disk spool is sent first, so a later
+        # event written there would overtake them (and a stale now_playing be left retained).
+        if self.spools[1].depth == 0:
+            try:
+                return 0, self.spools[0].append(kind, payload)
+            except SpoolError as exc:
+                now = time.monotonic()
+                if now - self._last_spool_error > 60:
+                    self._last_spool_error = now
+                    log.error("%s; keeping events in memory until it works again (lost if earshot stops)", exc)
+        return 1, self.spools[1].append(kind, payload)
 
     def add_reply(self, payload: bytes) -> None:
         with self._lock:
