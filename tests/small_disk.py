@@ -30,11 +30,13 @@ def small_tmpfs(mnt: Path, size: str) -> Iterator[Path]:
 def fill(folder: Path) -> Path:
     """Write a file until the disk is full; returns it (unlink it to make room again)."""
     filler = folder / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    with open(filler, "wb", buffering=0) as f:   # unbuffered: closing it writes nothing more
+        block = b"\0" * 65536
+        while True:
+            try:
+                f.write(block)
+            except OSError:
+                if len(block) == 1:
+                    break
+                block = block[:len(block) // 2]   # fill what is left to the last byte
     return filler
