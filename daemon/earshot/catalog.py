@@ -19,6 +19,7 @@ transaction, so a crash or power cut never leaves half a track. The map grows wh
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import struct
@@ -34,6 +35,9 @@ import numpy as np
 
 from .errors import CatalogError, CatalogInUse, CatalogWriteError
 from .fingerprint import DEFAULT_PARAMS, FingerprintParams
+from .levels import DEFAULT_LEVELS, LevelCheck, LevelParams
+from .levels import check as check_levels
+from .levels import unpack as unpack_levels
 from .native import ffi, lib
 from .postings_reader import LOOKUP_DTYPE, PostingsReader
 
@@ -89,6 +93,7 @@ class NewTrack:
     file_digest: str | None
     hashes: np.ndarray
     times: np.ndarray
+    levels: bytes | None = None   # band levels (levels.pack), to check unsure candidates
 
 
 def _prepare_postings(it: NewTrack, frame_seconds: float) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +125,7 @@ class CatalogStats:
     hours: float
     file_bytes: int
     path: str
+    with_levels: int = 0   # tracks with band levels (to check unsure candidates)
 
 
 def _pack_hashes(hashes: np.ndarray) -> bytes:
@@ -144,6 +150,18 @@ class Catalog:
         self._digests = env.open_db(b"digests", **opts)
         self._postings = env.open_db(b"postings", dupsort=True, dupfixed=True, **opts)
         self._track_hashes = env.open_db(b"track_hashes", **opts)
+        # band levels (levels.py): a catalog built before them has none until tracks are added
+        try:
+            self._levels: Any = env.open_db(b"levels", **opts)
+        except lmdb.NotFoundError:
+            self._levels = None
+        with env.begin(db=self._meta) as txn:
+            stored = txn.get(b"levels")
+        #: the levels' parameters when the stored levels are usable by this code, else None
+        self.level_params: LevelParams | None = (
+            DEFAULT_LEVELS if self._levels is not None
+            and (stored is None or json.loads(stored) == DEFAULT_LEVELS.signature()) else None)
+        self._level_ids: tuple[int, list[int]] | None = None
         self._in_use: int | None = None     # set by `open`: the shared hold on the in-use file
         self.postings_reader = PostingsReader(path)   # lookups in C, inside py-lmdb's snapshots
 
@@ -318,6 +336,11 @@ class Catalog:
         if it.file_digest:
             txn.put(b"file:" + it.file_digest.encode(), tid, db=self._digests)
         txn.put(tid, _pack_hashes(it.hashes), db=self._track_hashes)
+        if it.levels is not None and self.level_params is not None:
+            if txn.get(b"levels", db=self._meta) is None:
+                txn.put(b"levels", json.dumps(self.level_params.signature(), sort_keys=True).encode(),
+                        db=self._meta)
+            txn.put(tid, it.levels, db=self._levels)
         return track_id, True
 
     def remove_track(self, track_id: int) -> Track:
@@ -343,6 +366,8 @@ class Catalog:
                         break
             txn.delete(tid, db=self._tracks)
             txn.delete(tid, db=self._track_hashes)
+            if self._levels is not None:
+                txn.delete(tid, db=self._levels)
             txn.delete(track.digest.encode(), db=self._digests)
             if track.file_digest:
                 txn.delete(b"file:" + track.file_digest.encode(), db=self._digests)
@@ -377,6 +402,7 @@ class Catalog:
             hours=sum(t["duration_s"] for t in tracks) / 3600.0,
             file_bytes=data_file.stat().st_size if data_file.exists() else 0,
             path=str(self.path),
+            with_levels=len(self.level_track_ids()),
         )
 
     def _distinct_hashes(self) -> int:
@@ -420,7 +446,8 @@ class Catalog:
                 with self.env.begin() as src, fresh.begin(write=True) as dst:
                     for name, db, dup in ((b"meta", self._meta, False), (b"tracks", self._tracks, False),
                                           (b"digests", self._digests, False), (b"postings", self._postings, True),
-                                          (b"track_hashes", self._track_hashes, False)):
+                                          (b"track_hashes", self._track_hashes, False),
+                                          *(((b"levels", self._levels, False),) if self._levels is not None else ())):
                         out = fresh.open_db(name, txn=dst, dupsort=dup, dupfixed=dup)
                         # records in key order, each after the last: pages fill instead of splitting
                         dst.cursor(db=out).putmulti(iter(src.cursor(db=db)), append=True)
@@ -440,6 +467,50 @@ class Catalog:
         reopened = Catalog.open(self.path, params=self.params)
         self.__dict__.update(reopened.__dict__)
         return before, data_file.stat().st_size
+
+    # -- band levels ---------------------------------------------------------------------
+    def track_levels(self, track_id: int, txn: lmdb.Transaction | None = None) -> np.ndarray | None:
+        """A track's band levels (frames x bands, uint8), None when it has none usable."""
+        if self._levels is None or self.level_params is None:
+            return None
+        if txn is None:
+            with self.reader() as t:
+                blob = t.get(_U32.pack(track_id), db=self._levels)
+        else:
+            blob = txn.get(_U32.pack(track_id), db=self._levels)
+        return None if blob is None else unpack_levels(blob)
+
+    def level_track_ids(self) -> list[int]:
+        """The tracks that have band levels (cached while their number stays the same)."""
+        if self._levels is None or self.level_params is None:
+            return []
+        with self.reader() as txn:
+            n = txn.stat(self._levels)["entries"]
+            if self._level_ids is None or self._level_ids[0] != n:
+                ids = [_U32.unpack(k)[0] for k in txn.cursor(db=self._levels).iternext(values=False)]
+                self._level_ids = (n, ids)
+        return self._level_ids[1]
+
+    def check_levels(self, query: np.ndarray, track_id: int, first: int, randoms: int = 96
+                     ) -> LevelCheck | None:
+        """Query levels (levels.py) against the track's from frame `first` and against
+        `randoms` random places of a dozen random tracks (the null), drawn from a generator
+        seeded by the query, so the same query always gets the same answer. None when the
+        track has no levels or the query is too short or silent to say."""
+        ids = self.level_track_ids()
+        track = self.track_levels(track_id)
+        if track is None or not ids:
+            return None
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(query.tobytes()).digest()[:8], "little"))
+        picks = rng.choice(ids, size=min(len(ids), 12), replace=False)
+        with self.reader() as txn:
+            pool = [lv for lv in (self.track_levels(int(t), txn) for t in picks)
+                    if lv is not None and len(lv) > len(query) + 8]
+        if not pool:
+            return None
+        places = [(pool[i % len(pool)], int(rng.integers(2, len(pool[i % len(pool)]) - len(query) - 2)))
+                  for i in range(randoms)]
+        return check_levels(query, track, first, places)
 
     # -- lookups -------------------------------------------------------------------------
     def lookup(self, hashes: np.ndarray, txn: lmdb.Transaction | None = None) -> np.ndarray:

@@ -1,19 +1,26 @@
 """Identify: decode → fingerprint → match. The engine behind `earshot identify`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .audio.decode import Audio, Limits, decode
+from .audio.resample import resample
 from .catalog import Catalog
 from .config import RecognitionSection
 from .fingerprint import extract_peaks
 from .ingest import fingerprint_rate_signal
+from .levels import CHECK_MIN_Z, LevelCheck, band_levels
 from .matcher import Match, MatchSession, match_peaks
 
 DEFAULT_MIN_CONFIDENCE = RecognitionSection().min_confidence
+
+# A candidate the fingerprint is unsure of is checked by its band levels (levels.py) when its
+# own confidence is at least CHECK_FROM, and confirmed when its levels stand CHECK_MIN_Z
+# standard deviations above those at random places of the catalog.
+CHECK_FROM = 0.5
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class Recognition:
     session: MatchSession       # the evidence: postings hit under each speed tried
     candidate: Match | None     # the best-supported track, however weak
     match: Match | None         # the candidate when it is sure enough, else None
+    level_check: LevelCheck | None = None   # the candidate's band levels, when checked
 
 
 def recognise_audio(
@@ -37,8 +45,30 @@ def recognise_audio(
     peaks = extract_peaks(signal, params.query_peaks)
     session, candidate = match_peaks(catalog, peaks, speed_search=speed_search,
                                      accept_p=max(1e-12, 1.0 - min_confidence))
+    level_check = None
+    # unsure, but plausible (in p: `confidence` rounds to 1.0 long before p reaches 0)
+    if candidate is not None and 1.0 - min_confidence < candidate.p_value <= 1.0 - CHECK_FROM:
+        level_check = check_levels(catalog, signal, candidate)
+        if level_check is not None and level_check.z >= CHECK_MIN_Z:
+            # two independent pieces of evidence: the chance of both by coincidence
+            p = max(candidate.p_value, 1e-300) * level_check.p_value()
+            candidate = replace(candidate, confidence=1.0 - p, p_value=p)
     sure = candidate is not None and candidate.confidence >= min_confidence
-    return Recognition(signal, peaks, session, candidate, candidate if sure else None)
+    return Recognition(signal, peaks, session, candidate, candidate if sure else None, level_check)
+
+
+def check_levels(catalog: Catalog, signal: np.ndarray, candidate: Match) -> LevelCheck | None:
+    """The candidate's band levels against the query's (None when the catalog has none for
+    its track). The query is first brought to the catalog's time scale (a deck s times fast
+    is slowed by s)."""
+    params = catalog.level_params
+    if params is None or params.sample_rate != catalog.params.sample_rate:
+        return None
+    rate = params.sample_rate
+    if abs(candidate.speed - 1.0) > 1e-6:
+        signal = resample(signal, rate, int(round(rate * candidate.speed)))
+    first = int(round(candidate.offset_s / params.frame_s))
+    return catalog.check_levels(band_levels(signal, params), candidate.track.track_id, first)
 
 
 def identify_audio(

@@ -11,6 +11,8 @@ from .audio.decode import Audio, Limits, decode, file_digest
 from .audio.resample import Resampler, mix_mono, resample
 from .catalog import Catalog, NewTrack
 from .fingerprint import FingerprintParams, PeakStream, hash_peaks
+from .levels import DEFAULT_LEVELS, LevelStream
+from .levels import pack as pack_levels
 from .tags import TrackMeta, read_meta
 
 # Frames per step of the ingest pipeline: small enough that the mono mix, the resampled
@@ -33,7 +35,15 @@ def fingerprint_rate_signal(audio: Audio, params: FingerprintParams) -> np.ndarr
 
 
 def catalog_fingerprint(audio: Audio, params: FingerprintParams) -> tuple[np.ndarray, np.ndarray, str]:
-    """The catalog hashes and anchor times of decoded audio, and its content digest.
+    """The catalog hashes and anchor times of decoded audio, and its content digest
+    (`catalog_analysis` without the band levels)."""
+    return catalog_analysis(audio, params)[:3]
+
+
+def catalog_analysis(audio: Audio, params: FingerprintParams
+                     ) -> tuple[np.ndarray, np.ndarray, str, np.ndarray | None]:
+    """The catalog hashes and anchor times of decoded audio, its content digest and its
+    band levels (levels.py; None when the fingerprint rate is not the levels' rate).
 
     One pass in cache-sized blocks (mix → resample → peaks; each stage streams, so the
     result is exactly that of whole-signal calls), never holding the whole mono or
@@ -46,18 +56,24 @@ def catalog_fingerprint(audio: Audio, params: FingerprintParams) -> tuple[np.nda
     rate = params.sample_rate
     resampler = Resampler(audio.sample_rate, rate)
     peaks = PeakStream(params.catalog_peaks)
+    levels = LevelStream() if DEFAULT_LEVELS.sample_rate == rate else None
     digest = hashlib.sha256(f"earshot-fp-signal:{rate}:".encode())
-    found = []
+    found, level_blocks = [], []
     samples = audio.samples
     for start in range(0, len(samples), _BLOCK_FRAMES):
         signal = resampler.process(mix_mono(samples[start:start + _BLOCK_FRAMES]))
         digest.update(memoryview(signal))
         found.append(peaks.process(signal))
+        if levels is not None:
+            level_blocks.append(levels.process(signal))
     tail = resampler.flush()
     digest.update(memoryview(tail))
     found += [peaks.process(tail), peaks.flush()]
     hashes, times = hash_peaks(np.concatenate(found), params.catalog_hash)
-    return hashes, times, digest.hexdigest()
+    if levels is None:
+        return hashes, times, digest.hexdigest(), None
+    level_blocks.append(levels.process(tail))
+    return hashes, times, digest.hexdigest(), np.concatenate(level_blocks)
 
 
 def prepare_audio(
@@ -67,9 +83,10 @@ def prepare_audio(
     """Fingerprint decoded audio into a track ready to store."""
     if isinstance(meta, dict):
         meta = TrackMeta(meta["title"], meta.get("artist"), meta.get("album"))
-    hashes, times, digest = catalog_fingerprint(audio, params)
+    hashes, times, digest, levels = catalog_analysis(audio, params)
     return NewTrack(meta.title, meta.artist, meta.album, audio.duration_s, source,
-                    digest, file_digest, hashes, times)
+                    digest, file_digest, hashes, times,
+                    None if levels is None else pack_levels(levels))
 
 
 def prepare_file(path: Path, params: FingerprintParams, limits: Limits = Limits(),

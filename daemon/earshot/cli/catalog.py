@@ -44,7 +44,7 @@ def stats(args: argparse.Namespace) -> int:
         return 0
     per_hour = st.file_bytes / st.hours / 1e6 if st.hours else 0.0
     print(f"catalog      {st.path}")
-    print(f"tracks       {st.tracks}")
+    print(f"tracks       {st.tracks} ({st.with_levels} with band levels)")
     print(f"audio        {st.hours:.2f} h")
     print(f"postings     {st.postings}  ({st.distinct_hashes} distinct hashes)")
     print(f"file size    {st.file_bytes / 1e6:.1f} MB ({per_hour:.1f} MB per hour of audio)")
