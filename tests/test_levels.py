@@ -1,4 +1,6 @@
 """Band levels: the coarse spectrogram that checks a candidate the fingerprint is unsure of."""
+import shutil
+
 import lmdb
 import numpy as np
 import pytest
@@ -81,13 +83,13 @@ def test_the_catalog_keeps_levels_with_each_track_removes_and_compacts_them(cata
         lv = cat.track_levels(3)
         assert lv is not None and abs(len(lv) - 60.0 / P.frame_s) <= 3
     copy = tmp_path / "copy"
-    import shutil
     shutil.copytree(catalog, copy)
     with Catalog.open(copy) as cat:
         cat.remove_track(3)
         assert cat.track_levels(3) is None and len(cat.level_track_ids()) == 7
         cat.compact()
-        assert np.array_equal(cat.track_levels(4), Catalog.open(catalog, readonly=True).track_levels(4))
+        with Catalog.open(catalog, readonly=True) as original:
+            assert np.array_equal(cat.track_levels(4), original.track_levels(4))
 
 
 def test_a_catalog_from_before_levels_is_read_without_them(tmp_path):

@@ -36,7 +36,7 @@ import numpy as np
 from .errors import CatalogError, CatalogInUse, CatalogWriteError
 from .fingerprint import DEFAULT_PARAMS, FingerprintParams
 from .levels import DEFAULT_LEVELS, LevelCheck, LevelParams
-from .levels import check as check_levels
+from .levels import check as levels_check
 from .levels import unpack as unpack_levels
 from .native import ffi, lib
 from .postings_reader import LOOKUP_DTYPE, PostingsReader
@@ -510,7 +510,7 @@ class Catalog:
             return None
         places = [(pool[i % len(pool)], int(rng.integers(2, len(pool[i % len(pool)]) - len(query) - 2)))
                   for i in range(randoms)]
-        return check_levels(query, track, first, places)
+        return levels_check(query, track, first, places)
 
     # -- lookups -------------------------------------------------------------------------
     def lookup(self, hashes: np.ndarray, txn: lmdb.Transaction | None = None) -> np.ndarray:
