@@ -508,8 +508,10 @@ class Catalog:
                     if lv is not None and len(lv) > len(query) + 8]
         if not pool:
             return None
-        places = [(pool[i % len(pool)], int(rng.integers(2, len(pool[i % len(pool)]) - len(query) - 2)))
-                  for i in range(randoms)]
+        places = []
+        for i in range(randoms):
+            lv = pool[i % len(pool)]
+            places.append((lv, int(rng.integers(2, len(lv) - len(query) - 2))))
         return levels_check(query, track, first, places)
 
     # -- lookups -------------------------------------------------------------------------
@@ -550,6 +552,11 @@ IN_USE_FILE = "in-use"
 _LEFT_BY_A_START = (IN_USE_FILE, "lock.mdb")
 
 
+# below this much free space a failed write is put down to a full disk: one write transaction
+# of a batch of tracks takes tens of MB before the catalog is compacted
+FULL_DISK_MB = 64.0
+
+
 def _write_failure(path: Path, exc: Exception) -> str:
     """What to tell a user whose write to the catalog at `path` failed with exc."""
     try:
@@ -564,11 +571,6 @@ def _write_failure(path: Path, exc: Exception) -> str:
     else:
         why = f"{exc}; its disk has {free_mb:.0f} MB free, so the disk or card may be failing"
     return f"{path}: could not write to the catalog: {why}. This change was not made; the catalog is as it was before"
-
-
-# below this much free space a failed write is put down to a full disk: one write transaction
-# of a batch of tracks takes tens of MB before the catalog is compacted
-FULL_DISK_MB = 64.0
 
 
 def _empty_folder(folder: Path) -> None:

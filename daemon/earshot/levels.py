@@ -110,13 +110,18 @@ LAGS = 2   # frames either side of the candidate's place (±128 ms)
 CHECK_MIN_Z = 6.0
 
 
-def best_correlation(query: np.ndarray, track: np.ndarray, first: int, lags: int = LAGS) -> float:
-    """The largest correlation of the query's levels with the track's starting within
-    [first - lags, first + lags], each band's mean over the excerpt removed (a room's
-    colouring and a level change drop out); -1 where the track has no such place."""
+def centred(query: np.ndarray) -> tuple[np.ndarray, float]:
+    """The query's levels with each band's mean over the excerpt removed (a room's colouring
+    and a level change drop out), and their norm: computed once for every place compared."""
     q = query.astype(np.float64)
     q -= q.mean(axis=0)
-    qn = math.sqrt(float((q * q).sum()))
+    return q, math.sqrt(float((q * q).sum()))
+
+
+def best_correlation(q: np.ndarray, qn: float, track: np.ndarray, first: int, lags: int = LAGS) -> float:
+    """The largest correlation of a centred query (`centred`) with the track's levels
+    starting within [first - lags, first + lags], their band means over the excerpt removed
+    too; -1 where the track has no such place."""
     n = len(q)
     best = -1.0
     for start in range(max(0, first - lags), first + lags + 1):
@@ -149,10 +154,11 @@ def check(query: np.ndarray, track: np.ndarray, first: int, randoms: list[tuple[
     the track."""
     if len(query) < 8 or not np.any(query != query[0]):
         return None
-    r = best_correlation(query, track, first)
+    q, qn = centred(query)
+    r = best_correlation(q, qn, track, first)
     if r <= -1.0:
         return None
-    null = np.array([best_correlation(query, lv, f) for lv, f in randoms])
+    null = np.array([best_correlation(q, qn, lv, f) for lv, f in randoms])
     null = null[null > -1.0]
     if len(null) < 8:
         return None

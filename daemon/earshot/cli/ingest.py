@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 BATCH_TRACKS = 32
+BATCH_SECONDS = 20.0
 
 
 def _ingest_files(catalog: Catalog, files: list[Path], limits: Limits, report: "_Report",
@@ -106,7 +107,6 @@ def _ingest_files(catalog: Catalog, files: list[Path], limits: Limits, report: "
             _flush(catalog, batch, report)
             last_flush = time.monotonic()
     _flush(catalog, batch, report)
-BATCH_SECONDS = 20.0
 
 
 class _Report:
