@@ -223,3 +223,11 @@ void es_fft_power_windowed(es_fft *f, const float *in, const float *window, floa
     transform_halves(f, in, window);
     power_of_halves(f, out);
 }
+
+void es_fft_power_frames(es_fft *f, const float *in, int hop, int frames, const float *window,
+                         float *out)
+{
+    const size_t bins = (size_t)es_fft_size(f) / 2 + 1;
+    for (int i = 0; i < frames; i++)
+        es_fft_power_windowed(f, in + (size_t)i * (size_t)hop, window, out + (size_t)i * bins);
+}

@@ -29,6 +29,10 @@ void es_fft_power(es_fft *fft, const float *in, float *out);
 /** Power spectrum of in[i] * window[i] (n floats each): the same values as es_fft_power on
  * the windowed frame, without a pass to build it. */
 void es_fft_power_windowed(es_fft *fft, const float *in, const float *window, float *out);
+/** es_fft_power_windowed of `frames` frames, the i-th starting at in + i * hop: n/2+1 floats
+ * each, one after another in out (one call where a caller would loop over frames). */
+void es_fft_power_frames(es_fft *fft, const float *in, int hop, int frames, const float *window,
+                         float *out);
 /* CFFI-END */
 
 #endif

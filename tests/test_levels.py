@@ -121,3 +121,29 @@ def test_an_unsure_candidate_is_confirmed_by_its_levels_and_an_unknown_song_is_n
         unknown = Audio(song(99, 10.0, 22050)[:, None].astype(np.float32), 22050)
         u = recognise_audio(cat, unknown, min_confidence=0.5)
         assert u.match is None or u.level_check is None or u.level_check.z < CHECK_MIN_Z
+
+
+def test_the_null_is_each_places_best_correlation_computed_at_once():
+    from earshot.levels import best_correlation, centred, null_correlations
+    rng = np.random.default_rng(3)
+    tracks = [band_levels(song(70 + i, 40.0, RATE).astype(np.float32)) for i in range(3)]
+    query = band_levels(room(song(70, 40.0, RATE).astype(np.float32)[8 * RATE:18 * RATE], 2))
+    q, qn = centred(query)
+    places = [(tracks[i % 3], int(rng.integers(2, len(tracks[0]) - len(query) - 2))) for i in range(40)]
+    one_by_one = np.array([best_correlation(q, qn, lv, f) for lv, f in places])
+    assert np.allclose(null_correlations(q, qn, places), one_by_one, rtol=0, atol=1e-12)
+    # a place whose lags leave the track has no null value
+    edge = null_correlations(q, qn, [(tracks[0], 0), (tracks[0], len(tracks[0]) - len(query))])
+    assert list(edge) == [-1.0, -1.0]
+
+
+def test_levels_kept_for_checks_are_forgotten_when_the_catalog_is_written(catalog, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(catalog, copy)
+    query = band_levels(song(45, 60.0, RATE).astype(np.float32))[100:256]
+    with Catalog.open(copy) as cat:
+        assert cat.check_levels(query, 6, 100) is not None
+        assert cat._level_cache                       # the null's tracks, kept decompressed
+        cat.remove_track(2)
+        assert 2 not in cat.level_track_ids() and not cat._level_cache
+        assert cat.check_levels(query, 6, 100) is not None and 2 not in cat._level_cache

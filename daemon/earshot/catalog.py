@@ -25,6 +25,7 @@ import os
 import struct
 import time
 import zlib
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,9 @@ SCHEMA_VERSION = 2  # 2: six-byte postings (u24 track, u24 frame)
 POSTING_BYTES = 6  # es_ev_widen (native/evidence.c) reads the 4 + 6 byte records getmulti gives
 MAX_TRACK_ID = (1 << 24) - 1
 MAX_FRAME = (1 << 24) - 1
+# the band levels a check's random places are drawn from, kept decompressed between checks
+# (reading and decompressing a dozen tracks' levels took 4 ms a check; 0.9 MB per hour)
+LEVEL_CACHE_BYTES = 24 << 20
 _U32 = struct.Struct(">I")
 
 
@@ -162,6 +166,7 @@ class Catalog:
             DEFAULT_LEVELS if self._levels is not None
             and (stored is None or json.loads(stored) == DEFAULT_LEVELS.signature()) else None)
         self._level_ids: tuple[int, list[int]] | None = None
+        self._level_cache: OrderedDict[int, np.ndarray] = OrderedDict()   # levels_for_null
         self._in_use: int | None = None     # set by `open`: the shared hold on the in-use file
         self.postings_reader = PostingsReader(path)   # lookups in C, inside py-lmdb's snapshots
 
@@ -481,15 +486,32 @@ class Catalog:
         return None if blob is None else unpack_levels(blob)
 
     def level_track_ids(self) -> list[int]:
-        """The tracks that have band levels (cached while their number stays the same)."""
+        """The tracks that have band levels (read again, and the levels kept for checks
+        forgotten, whenever the catalog has been written since)."""
         if self._levels is None or self.level_params is None:
             return []
         with self.reader() as txn:
-            n = txn.stat(self._levels)["entries"]
-            if self._level_ids is None or self._level_ids[0] != n:
+            written = txn.id()
+            if self._level_ids is None or self._level_ids[0] != written:
                 ids = [_U32.unpack(k)[0] for k in txn.cursor(db=self._levels).iternext(values=False)]
-                self._level_ids = (n, ids)
+                self._level_ids = (written, ids)
+                self._level_cache.clear()
         return self._level_ids[1]
+
+    def _levels_for_null(self, track_id: int, txn: lmdb.Transaction) -> np.ndarray | None:
+        """`track_levels`, kept (up to LEVEL_CACHE_BYTES, the least recently used dropped
+        first) until the catalog is next written (`level_track_ids` clears them)."""
+        lv = self._level_cache.get(track_id)
+        if lv is not None:
+            self._level_cache.move_to_end(track_id)
+            return lv
+        lv = self.track_levels(track_id, txn)
+        if lv is not None:
+            self._level_cache[track_id] = lv
+            held = sum(v.nbytes for v in self._level_cache.values())
+            while held > LEVEL_CACHE_BYTES and len(self._level_cache) > 1:
+                held -= self._level_cache.popitem(last=False)[1].nbytes
+        return lv
 
     def check_levels(self, query: np.ndarray, track_id: int, first: int, randoms: int = 96
                      ) -> LevelCheck | None:
@@ -504,7 +526,7 @@ class Catalog:
         rng = np.random.default_rng(int.from_bytes(hashlib.sha256(query.tobytes()).digest()[:8], "little"))
         picks = rng.choice(ids, size=min(len(ids), 12), replace=False)
         with self.reader() as txn:
-            pool = [lv for lv in (self.track_levels(int(t), txn) for t in picks)
+            pool = [lv for lv in (self._levels_for_null(int(t), txn) for t in picks)
                     if lv is not None and len(lv) > len(query) + 8]
         if not pool:
             return None

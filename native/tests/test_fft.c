@@ -129,10 +129,35 @@ static void test_bad_sizes(void)
     es_fft_free(NULL);
 }
 
+/* Frames in one call give each frame's own windowed power spectrum, bit for bit. */
+static void test_frames_in_one_call(void)
+{
+    const int n = 256, hop = 100, frames = 7, bins = n / 2 + 1;
+    const int len = (frames - 1) * hop + n;
+    float *x = malloc(sizeof(float) * len), *w = malloc(sizeof(float) * n);
+    float *all = malloc(sizeof(float) * bins * frames), *one = malloc(sizeof(float) * bins);
+    for (int i = 0; i < len; i++) x[i] = (float)sin(0.05 * i) + 0.25f * (float)((i * 7919) % 13) / 13.0f;
+    for (int i = 0; i < n; i++) w[i] = 0.5f - 0.5f * (float)cos(2.0 * M_PI * i / n);
+    es_fft *f = es_fft_new(n);
+    es_fft_power_frames(f, x, hop, frames, w, all);
+    int same = 1;
+    for (int i = 0; i < frames; i++) {
+        es_fft_power_windowed(f, x + i * hop, w, one);
+        same &= memcmp(one, all + i * bins, sizeof(float) * bins) == 0;
+    }
+    CHECK(same, "es_fft_power_frames equals es_fft_power_windowed frame by frame");
+    es_fft_free(f);
+    free(x);
+    free(w);
+    free(all);
+    free(one);
+}
+
 int main(void)
 {
     test_against_dft();
     test_known_spectra();
     test_bad_sizes();
+    test_frames_in_one_call();
     return check_finish("test_fft");
 }
