@@ -1,5 +1,6 @@
 """Band levels: the coarse spectrogram that checks a candidate the fingerprint is unsure of."""
 import shutil
+from dataclasses import replace
 
 import lmdb
 import numpy as np
@@ -135,6 +136,25 @@ def test_the_null_is_each_places_best_correlation_computed_at_once():
     # a place whose lags leave the track has no null value
     edge = null_correlations(q, qn, [(tracks[0], 0), (tracks[0], len(tracks[0]) - len(query))])
     assert list(edge) == [-1.0, -1.0]
+
+
+def test_a_candidate_the_fingerprint_finds_unlikely_is_still_checked(catalog, monkeypatch):
+    import earshot.identify as identify
+    x = song(46, 60.0, 22050).astype(np.float32)
+    query = Audio(x[30 * 22050:40 * 22050, None], 22050)
+    real = identify.match_peaks
+
+    def weak(*args, **kw):   # the right place, but with the fingerprint's evidence of a coincidence
+        session, cand = real(*args, **kw)
+        return session, replace(cand, p_value=0.95, confidence=0.05)
+    monkeypatch.setattr(identify, "match_peaks", weak)
+    with Catalog.open(catalog, readonly=True) as cat:
+        r = recognise_audio(cat, query)
+        assert r.level_check is not None and r.level_check.z >= CHECK_MIN_Z
+        assert r.match is not None and r.match.track.title == "song6" and r.match.p_value < 1e-6
+        # an unknown song's unlikely candidate is checked too, and not confirmed
+        u = recognise_audio(cat, Audio(song(98, 10.0, 22050)[:, None].astype(np.float32), 22050))
+        assert u.level_check is not None and u.level_check.z < CHECK_MIN_Z and u.match is None
 
 
 def test_levels_kept_for_checks_are_forgotten_when_the_catalog_is_written(catalog, tmp_path):

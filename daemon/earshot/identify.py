@@ -17,10 +17,12 @@ from .matcher import Match, MatchSession, match_peaks
 
 DEFAULT_MIN_CONFIDENCE = RecognitionSection().min_confidence
 
-# A candidate the fingerprint is unsure of is checked by its band levels (levels.py) when its
-# own confidence is at least CHECK_FROM, and confirmed when its levels stand CHECK_MIN_Z
-# standard deviations above those at random places of the catalog.
-CHECK_FROM = 0.5
+# A candidate the fingerprint is unsure of, however unsure, is checked by its band levels
+# (levels.py), and confirmed when they stand CHECK_MIN_Z standard deviations above those at
+# random places of the catalog. The fingerprint chose the place, so the levels test that one
+# place: on the development tracks (room, pink 0 dB, reverb 1.0 s, white 0 dB, talk; 5 and 10
+# s) the 523 unknown songs' candidates of p > 0.5 reached z <= 4.7, while 4 of the 61 known
+# queries left unsure had their right place there at z 6.7-9.2.
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,8 @@ def recognise_audio(
     session, candidate = match_peaks(catalog, peaks, speed_search=speed_search,
                                      accept_p=max(1e-12, 1.0 - min_confidence))
     level_check = None
-    # unsure, but plausible (in p: `confidence` rounds to 1.0 long before p reaches 0)
-    if candidate is not None and 1.0 - min_confidence < candidate.p_value <= 1.0 - CHECK_FROM:
+    # unsure (in p: `confidence` rounds to 1.0 long before p reaches 0)
+    if candidate is not None and candidate.p_value > 1.0 - min_confidence:
         level_check = check_levels(catalog, signal, candidate)
         if level_check is not None and level_check.z >= CHECK_MIN_Z:
             # two independent pieces of evidence: the chance of both by coincidence
