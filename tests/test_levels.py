@@ -152,6 +152,11 @@ def test_a_candidate_the_fingerprint_finds_unlikely_is_still_checked(catalog, mo
         r = recognise_audio(cat, query)
         assert r.level_check is not None and r.level_check.z >= CHECK_MIN_Z
         assert r.match is not None and r.match.track.title == "song6" and r.match.p_value < 1e-6
+        # `identify --plot` says what confirmed it
+        from earshot.explain import explain
+        from earshot.plots import _identify_verdict
+        assert explain(cat, r).level_check == r.level_check
+        assert f"band levels {r.level_check.z:.1f} σ above random places" in _identify_verdict(explain(cat, r))
         # an unknown song's unlikely candidate is checked too, and not confirmed
         u = recognise_audio(cat, Audio(song(98, 10.0, 22050)[:, None].astype(np.float32), 22050))
         assert u.level_check is not None and u.level_check.z < CHECK_MIN_Z and u.match is None

@@ -17,6 +17,7 @@ from .audio.decode import Audio
 from .catalog import Catalog, Track
 from .fingerprint import HashParams, PeakParams, hash_peaks
 from .identify import DEFAULT_MIN_CONFIDENCE, Recognition, recognise_audio
+from .levels import LevelCheck
 from .matcher import BIN_FRAMES, KEY_SHIFT, OFFSET_BIAS, WINDOW_BINS, Match, window_counts
 
 
@@ -72,6 +73,7 @@ class Explanation:
     best: OffsetHistogram | None
     runner_up: OffsetHistogram | None
     pairs: MatchedPairs
+    level_check: LevelCheck | None = None   # the candidate's band levels, when it was unsure
 
 
 def explain_audio(
@@ -110,6 +112,7 @@ def explain(catalog: Catalog, rec: Recognition) -> Explanation:
         peak_s=rec.peaks["time"].astype(np.float64) * frame_s,
         peak_hz=np.exp2(rec.peaks["freq"].astype(np.float64)),
         candidate=rec.candidate, match=rec.match, best=best, runner_up=runner_up, pairs=pairs,
+        level_check=rec.level_check,
     )
 
 

@@ -106,14 +106,17 @@ def identify_figure(expl: Explanation, name: str) -> Figure:
 
 
 def _identify_verdict(expl: Explanation) -> str:
+    # an unsure candidate's band levels at its place (identify.py): what confirmed it, or not
+    lc = expl.level_check
+    levels = "" if lc is None else f", band levels {lc.z:.1f} σ above random places"
     if expl.match is not None:
         m = expl.match
         speed = f", playing {100 * (m.speed - 1):+.1f}% fast" if m.speed != 1.0 else ""
         return (f"{_track_name(m.track)} at {_position(m.offset_s)} "
-                f"(confidence {m.confidence:.3f}{speed})")
+                f"(confidence {m.confidence:.3f}{speed}{levels})")
     if expl.candidate is not None:
         c = expl.candidate
-        return f"no match (best candidate {_track_name(c.track)}, confidence {c.confidence:.3f})"
+        return f"no match (best candidate {_track_name(c.track)}, confidence {c.confidence:.3f}{levels})"
     return "no match (none of its hashes is in the catalog)"
 
 
