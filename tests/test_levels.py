@@ -146,6 +146,7 @@ def test_a_candidate_the_fingerprint_finds_unlikely_is_still_checked(catalog, mo
 
     def weak(*args, **kw):   # the right place, but with the fingerprint's evidence of a coincidence
         session, cand = real(*args, **kw)
+        assert cand is not None
         return session, replace(cand, p_value=0.95, confidence=0.05)
     monkeypatch.setattr(identify, "match_peaks", weak)
     with Catalog.open(catalog, readonly=True) as cat:

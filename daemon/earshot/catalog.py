@@ -166,7 +166,7 @@ class Catalog:
             DEFAULT_LEVELS if self._levels is not None
             and (stored is None or json.loads(stored) == DEFAULT_LEVELS.signature()) else None)
         self._level_ids: tuple[int, list[int]] | None = None
-        self._level_cache: OrderedDict[int, np.ndarray] = OrderedDict()   # levels_for_null
+        self._level_cache: OrderedDict[int, np.ndarray] = OrderedDict()   # _levels_for_null
         self._in_use: int | None = None     # set by `open`: the shared hold on the in-use file
         self.postings_reader = PostingsReader(path)   # lookups in C, inside py-lmdb's snapshots
 
