@@ -46,8 +46,8 @@ SCHEMA_VERSION = 2  # 2: six-byte postings (u24 track, u24 frame)
 POSTING_BYTES = 6  # es_ev_widen (native/evidence.c) reads the 4 + 6 byte records getmulti gives
 MAX_TRACK_ID = (1 << 24) - 1
 MAX_FRAME = (1 << 24) - 1
-# the band levels a check's random places are drawn from, kept decompressed between checks
-# (reading and decompressing a dozen tracks' levels took 4 ms a check; 0.9 MB per hour)
+# the band levels a check compares, kept decompressed between checks (reading and
+# decompressing a dozen tracks' levels took 4 ms a check; 0.9 MB per hour of audio)
 LEVEL_CACHE_BYTES = 24 << 20
 _U32 = struct.Struct(">I")
 
@@ -166,7 +166,7 @@ class Catalog:
             DEFAULT_LEVELS if self._levels is not None
             and (stored is None or json.loads(stored) == DEFAULT_LEVELS.signature()) else None)
         self._level_ids: tuple[int, list[int]] | None = None
-        self._level_cache: OrderedDict[int, np.ndarray] = OrderedDict()   # _levels_for_null
+        self._level_cache: OrderedDict[int, np.ndarray] = OrderedDict()   # _cached_levels
         self._in_use: int | None = None     # set by `open`: the shared hold on the in-use file
         self.postings_reader = PostingsReader(path)   # lookups in C, inside py-lmdb's snapshots
 
@@ -498,9 +498,10 @@ class Catalog:
                 self._level_cache.clear()
         return self._level_ids[1]
 
-    def _levels_for_null(self, track_id: int, txn: lmdb.Transaction) -> np.ndarray | None:
-        """`track_levels`, kept (up to LEVEL_CACHE_BYTES, the least recently used dropped
-        first) until the catalog is next written (`level_track_ids` clears them)."""
+    def _cached_levels(self, track_id: int, txn: lmdb.Transaction) -> np.ndarray | None:
+        """`track_levels` for a check (the candidate's and its null's), kept (up to
+        LEVEL_CACHE_BYTES, the least recently used dropped first) until the catalog is next
+        written (`level_track_ids` clears them)."""
         lv = self._level_cache.get(track_id)
         if lv is not None:
             self._level_cache.move_to_end(track_id)
@@ -520,15 +521,15 @@ class Catalog:
         seeded by the query, so the same query always gets the same answer. None when the
         track has no levels or the query is too short or silent to say."""
         ids = self.level_track_ids()
-        track = self.track_levels(track_id)
-        if track is None or not ids:
+        if not ids:
             return None
         rng = np.random.default_rng(int.from_bytes(hashlib.sha256(query.tobytes()).digest()[:8], "little"))
         picks = rng.choice(ids, size=min(len(ids), 12), replace=False)
         with self.reader() as txn:
-            pool = [lv for lv in (self._levels_for_null(int(t), txn) for t in picks)
+            track = self._cached_levels(track_id, txn)
+            pool = [lv for lv in (self._cached_levels(int(t), txn) for t in picks)
                     if lv is not None and len(lv) > len(query) + 8]
-        if not pool:
+        if track is None or not pool:
             return None
         places = []
         for i in range(randoms):

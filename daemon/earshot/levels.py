@@ -164,7 +164,8 @@ def null_correlations(q: np.ndarray, qn: float, randoms: list[tuple[np.ndarray, 
         return out
     x = np.stack([randoms[i][0][randoms[i][1] - lags:randoms[i][1] + lags + n] for i in inside]
                  ).astype(np.float64)                                   # places x (n + 2 lags) x bands
-    s1, s2 = x[:, :n].sum(axis=1), (x[:, :n] ** 2).sum(axis=1)       # places x bands
+    head = x[:, :n]
+    s1, s2 = np.einsum("pnb->pb", head), np.einsum("pnb,pnb->pb", head, head)   # places x bands
     best = np.full(len(x), -1.0)
     for lag in range(2 * lags + 1):
         if lag:   # slide the window's band sums by one frame
