@@ -124,7 +124,8 @@ def test_an_unsure_candidate_is_confirmed_by_its_levels_and_an_unknown_song_is_n
         assert u.match is None or u.level_check is None or u.level_check.z < CHECK_MIN_Z
 
 
-def test_the_null_is_each_places_best_correlation_computed_at_once():
+def test_the_null_is_each_places_best_correlation_computed_at_once(monkeypatch):
+    import earshot.levels as levels
     from earshot.levels import best_correlation, centred, null_correlations
     rng = np.random.default_rng(3)
     tracks = [band_levels(song(70 + i, 40.0, RATE).astype(np.float32)) for i in range(3)]
@@ -132,6 +133,9 @@ def test_the_null_is_each_places_best_correlation_computed_at_once():
     q, qn = centred(query)
     places = [(tracks[i % 3], int(rng.integers(2, len(tracks[0]) - len(query) - 2))) for i in range(40)]
     one_by_one = np.array([best_correlation(q, qn, lv, f) for lv, f in places])
+    assert np.allclose(null_correlations(q, qn, places), one_by_one, rtol=0, atol=1e-12)
+    # a long query's places go in batches: the same values
+    monkeypatch.setattr(levels, "NULL_CHUNK_VALUES", 3 * len(query) * P.bands)
     assert np.allclose(null_correlations(q, qn, places), one_by_one, rtol=0, atol=1e-12)
     # a place whose lags leave the track has no null value
     edge = null_correlations(q, qn, [(tracks[0], 0), (tracks[0], len(tracks[0]) - len(query))])

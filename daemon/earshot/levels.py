@@ -152,18 +152,29 @@ class LevelCheck:
         return 0.5 * math.erfc(self.z / math.sqrt(2.0))
 
 
+NULL_CHUNK_VALUES = 1 << 20   # levels (float64) of null places compared at once: 8 MB
+
+
 def null_correlations(q: np.ndarray, qn: float, randoms: list[tuple[np.ndarray, int]],
                       lags: int = LAGS) -> np.ndarray:
-    """`best_correlation` at each (levels, frame) of `randoms`, all at once: the places
-    whose lags all lie inside their track, in one array operation (the null of a check;
-    ten times faster than one place at a time). Places too near an end give -1."""
+    """`best_correlation` at each (levels, frame) of `randoms`, a batch of places at a time
+    (the null of a check; ten times faster than one place at a time, and a long query's
+    batches stay within NULL_CHUNK_VALUES). Places whose lags leave their track give -1."""
     n = len(q)
     out = np.full(len(randoms), -1.0)
     inside = [i for i, (lv, f) in enumerate(randoms) if f - lags >= 0 and f + lags + n <= len(lv)]
-    if not inside:
-        return out
-    x = np.stack([randoms[i][0][randoms[i][1] - lags:randoms[i][1] + lags + n] for i in inside]
-                 ).astype(np.float64)                                   # places x (n + 2 lags) x bands
+    per_chunk = max(1, NULL_CHUNK_VALUES // ((n + 2 * lags) * max(1, q.shape[1])))
+    for c in range(0, len(inside), per_chunk):
+        chunk = inside[c:c + per_chunk]
+        out[chunk] = _best_correlations(q, qn, [randoms[i] for i in chunk], lags)
+    return out
+
+
+def _best_correlations(q: np.ndarray, qn: float, places: list[tuple[np.ndarray, int]], lags: int
+                       ) -> np.ndarray:
+    """`null_correlations` of places that all lie inside their tracks, in one array operation."""
+    n = len(q)
+    x = np.stack([lv[f - lags:f + lags + n] for lv, f in places]).astype(np.float64)   # places x frames x bands
     head = x[:, :n]
     s1, s2 = np.einsum("pnb->pb", head), np.einsum("pnb,pnb->pb", head, head)   # places x bands
     best = np.full(len(x), -1.0)
@@ -178,8 +189,7 @@ def null_correlations(q: np.ndarray, qn: float, randoms: list[tuple[np.ndarray, 
         ok = var > 0
         r = np.where(ok, num / (qn * np.sqrt(np.where(ok, var, 1.0))), -1.0)
         best = np.maximum(best, r)
-    out[inside] = best
-    return out
+    return best
 
 
 def check(query: np.ndarray, track: np.ndarray, first: int, randoms: list[tuple[np.ndarray, int]]
