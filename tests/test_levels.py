@@ -140,6 +140,10 @@ def test_the_null_is_each_places_best_correlation_computed_at_once(monkeypatch):
     # a place whose lags leave the track has no null value
     edge = null_correlations(q, qn, [(tracks[0], 0), (tracks[0], len(tracks[0]) - len(query))])
     assert list(edge) == [-1.0, -1.0]
+    # nor does a query whose bands stay level, as best_correlation says
+    flat, fn = centred(np.tile(query[:1], (len(query), 1)))
+    assert list(null_correlations(flat, fn, places[:3])) == [-1.0] * 3
+    assert best_correlation(flat, fn, *places[0]) == -1.0
 
 
 def test_a_candidate_the_fingerprint_finds_unlikely_is_still_checked(catalog, monkeypatch):

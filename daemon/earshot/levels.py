@@ -162,6 +162,8 @@ def null_correlations(q: np.ndarray, qn: float, randoms: list[tuple[np.ndarray, 
     batches stay within NULL_CHUNK_VALUES). Places whose lags leave their track give -1."""
     n = len(q)
     out = np.full(len(randoms), -1.0)
+    if qn <= 0:   # a query whose bands do not vary correlates with nothing (best_correlation: -1)
+        return out
     inside = [i for i, (lv, f) in enumerate(randoms) if f - lags >= 0 and f + lags + n <= len(lv)]
     per_chunk = max(1, NULL_CHUNK_VALUES // ((n + 2 * lags) * max(1, q.shape[1])))
     for c in range(0, len(inside), per_chunk):
