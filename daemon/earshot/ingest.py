@@ -37,13 +37,14 @@ def fingerprint_rate_signal(audio: Audio, params: FingerprintParams) -> np.ndarr
 def catalog_fingerprint(audio: Audio, params: FingerprintParams) -> tuple[np.ndarray, np.ndarray, str]:
     """The catalog hashes and anchor times of decoded audio, and its content digest
     (`catalog_analysis` without the band levels)."""
-    return catalog_analysis(audio, params)[:3]
+    return catalog_analysis(audio, params, with_levels=False)[:3]
 
 
-def catalog_analysis(audio: Audio, params: FingerprintParams
+def catalog_analysis(audio: Audio, params: FingerprintParams, with_levels: bool = True
                      ) -> tuple[np.ndarray, np.ndarray, str, np.ndarray | None]:
     """The catalog hashes and anchor times of decoded audio, its content digest and its
-    band levels (levels.py; None when the fingerprint rate is not the levels' rate).
+    band levels (levels.py; None when not asked for or when the fingerprint rate is not the
+    levels' rate).
 
     One pass in cache-sized blocks (mix → resample → peaks; each stage streams, so the
     result is exactly that of whole-signal calls), never holding the whole mono or
@@ -56,7 +57,7 @@ def catalog_analysis(audio: Audio, params: FingerprintParams
     rate = params.sample_rate
     resampler = Resampler(audio.sample_rate, rate)
     peaks = PeakStream(params.catalog_peaks)
-    levels = LevelStream() if DEFAULT_LEVELS.sample_rate == rate else None
+    levels = LevelStream() if with_levels and DEFAULT_LEVELS.sample_rate == rate else None
     digest = hashlib.sha256(f"earshot-fp-signal:{rate}:".encode())
     found, level_blocks = [], []
     samples = audio.samples

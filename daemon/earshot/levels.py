@@ -5,8 +5,8 @@ A room keeps few of a song's spectral peaks (under RT60 1.0 s about 19 % of the 
 hashes are found), but the way its energy moves between bands survives much better: 16
 log-spaced bands of 150-3800 Hz every 64 ms, each band's mean over the excerpt removed,
 correlate at about 0.45 between a room-damaged excerpt and the track at its place, against
-0.01 ± 0.035 at random places (development tracks, 10 s). So when the fingerprint's best
-candidate is plausible but not sure, the query's levels are compared with the track's at
+0.01 ± 0.035 at random places (development tracks, 10 s). So when the fingerprint is not
+sure of its best candidate, the query's levels are compared with the track's at
 the candidate's place and with random places of the catalog: a correlation far above those
 (`z`, in standard deviations of the random ones) confirms it.
 
@@ -128,16 +128,11 @@ def best_correlation(q: np.ndarray, qn: float, track: np.ndarray, first: int, la
     starting within [first - lags, first + lags], their band means over the excerpt removed
     too; -1 where the track has no such place."""
     n = len(q)
-    best = -1.0
-    for start in range(max(0, first - lags), first + lags + 1):
-        c = track[start:start + n].astype(np.float64)
-        if len(c) < n:
-            break
-        c -= c.mean(axis=0)
-        denom = qn * math.sqrt(float((c * c).sum()))
-        if denom > 0:
-            best = max(best, float((q * c).sum()) / denom)
-    return best
+    lo, hi = max(0, first - lags), min(first + lags, len(track) - n)
+    if hi < lo or qn <= 0:
+        return -1.0
+    window = track[lo:hi + n].astype(np.float64)[None]
+    return float(_best_correlations(q, qn, window, hi - lo + 1)[0])
 
 
 @dataclass(frozen=True)
@@ -168,19 +163,20 @@ def null_correlations(q: np.ndarray, qn: float, randoms: list[tuple[np.ndarray, 
     per_chunk = max(1, NULL_CHUNK_VALUES // ((n + 2 * lags) * max(1, q.shape[1])))
     for c in range(0, len(inside), per_chunk):
         chunk = inside[c:c + per_chunk]
-        out[chunk] = _best_correlations(q, qn, [randoms[i] for i in chunk], lags)
+        windows = np.stack([lv[f - lags:f + lags + n] for lv, f in (randoms[i] for i in chunk)])
+        out[chunk] = _best_correlations(q, qn, windows.astype(np.float64), 2 * lags + 1)
     return out
 
 
-def _best_correlations(q: np.ndarray, qn: float, places: list[tuple[np.ndarray, int]], lags: int
-                       ) -> np.ndarray:
-    """`null_correlations` of places that all lie inside their tracks, in one array operation."""
+def _best_correlations(q: np.ndarray, qn: float, x: np.ndarray, starts: int) -> np.ndarray:
+    """For each window of x (places x (n + starts - 1) frames x bands, float64), the largest
+    correlation of the centred query (n frames) with its `starts` consecutive places, -1 where
+    none varies; all places in one array operation."""
     n = len(q)
-    x = np.stack([lv[f - lags:f + lags + n] for lv, f in places]).astype(np.float64)   # places x frames x bands
     head = x[:, :n]
     s1, s2 = np.einsum("pnb->pb", head), np.einsum("pnb,pnb->pb", head, head)   # places x bands
     best = np.full(len(x), -1.0)
-    for lag in range(2 * lags + 1):
+    for lag in range(starts):
         if lag:   # slide the window's band sums by one frame
             gone, new = x[:, lag - 1], x[:, lag + n - 1]
             s1, s2 = s1 + new - gone, s2 + new * new - gone * gone
