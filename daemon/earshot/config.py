@@ -97,15 +97,17 @@ class ListenSection(Section):
                                    "to, resumes without a second `match` event (0: every recognition is announced)")
     query_fanout: int = Field(6, ge=3, le=12, description="pairs hashed per live query peak: more finds "
                               "a damaged song sooner for more CPU and evidence memory (`identify` uses 6)")
-    time_tolerance: int = Field(0, ge=0, le=2, description="frames (16 ms) by which live query hashes may "
-                                "miss a pair's time gap: 1 recognises sooner in reverberant, noisy rooms "
-                                "(room medians 17.3 / 15.7 / 19.9 -> 12.1 / 12.8 / 10.4 s on three benchmark hours) but, "
-                                "from some capture alignments, names a faint recording that another song mixes in "
-                                "(8 of 28 clean hours captured at 44.1 kHz; 0 of 28 at 0), for about 20 % more CPU and memory "
-                                "(`identify` always uses 1)")
+    time_tolerance: Literal["auto", 0, 1, 2] = Field(
+        "auto", description="frames (16 ms) by which the nominal speed's live query hashes may miss a "
+        "pair's time gap: 'auto' starts at 0 and takes 1 while the songs announced show the room moving "
+        "their peaks (room medians 16.3 / 13.6 / 16.0 -> 10.7 / 12.7 / 9.9 s on three benchmark hours); "
+        "a fixed 1 recognises as soon in a room but, on a dry chain (a line-in), names a faint recording "
+        "another song mixes in (7 of 8 clean captures of one hour; 0 of 24 at 0 or 'auto'); about 10 % "
+        "more CPU while on (`identify` always uses 1)")
     time_tolerance_speeds: Literal["nominal", "all"] = Field(
-        "nominal", description="which speed hypotheses take the time tolerance: 'nominal' (songs at "
-        "their own speed; about +20 % CPU at 1) or 'all' (also decks and streams off speed; about twice the CPU)")
+        "nominal", description="which speed hypotheses take a fixed time tolerance: 'nominal' (songs at "
+        "their own speed; about +20 % CPU at 1) or 'all' (also decks and streams off speed; about twice the "
+        "CPU); 'auto' always switches the nominal speed alone")
     rarity_weight: float = Field(16.0, ge=0.0, le=64.0, description="a live hit weighs round(this / sqrt(df)) "
                                  "(1 to 16) when its hash has df postings in the catalog: rare agreements count "
                                  "for more; 0: every hit weighs 1 (`identify` uses 16)")

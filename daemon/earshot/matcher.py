@@ -144,6 +144,17 @@ class MatchSession:
         self._active = active
         self._drop_hashed_chunks()
 
+    def set_nominal_tolerance(self, frames: float) -> None:
+        """Hash the nominal hypothesis' next peaks with this time tolerance (the listener
+        measures its room, smear.py). The anchors its stream held back for their targets are
+        dropped at a change: a second or so of nominal evidence is lost."""
+        hashing = replace(self._nominal_hash, dt_tolerance=float(frames))
+        if hashing == self._nominal_hash:
+            return
+        self._nominal_hash = hashing
+        if 1.0 in self._streams:
+            self._streams[1.0] = self._new_stream(1.0)
+
     def _new_stream(self, speed: float) -> HashStream:
         return HashStream(self.query_hash_params(speed), speed)
 

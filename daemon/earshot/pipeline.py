@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -26,6 +27,7 @@ from .heap import release_free_heap
 from .loudness import LoudnessMeter
 from .matcher import DEFAULT_SPEEDS, Match, MatchSession
 from .nowplaying import NowPlaying, NowPlayingParams, SongEnded
+from .smear import RoomSmear, hits_at_place
 
 EVAL_INTERVAL_S = 0.5
 HEAP_TRIM_INTERVAL_S = 5.0   # freed heap handed back this often (see heap.py)
@@ -80,28 +82,32 @@ class Pipeline:
         self.resampler = Resampler(self.sample_rate, self.params.sample_rate)
         self.peaks = PeakStream(self.params.query_peaks)
         speeds = DEFAULT_SPEEDS if recognition.speed_search else (1.0,)
-        # hits weigh by how rare their hash is, as `identify`'s do; live queries hash exact
-        # time gaps unless told otherwise. `identify`'s ±1 frame tolerance on the nominal
-        # hypothesis cuts the room's median latency (17.3 -> 12.1 s on hour 1), but a
-        # capture's alignment to the frames decides which hashes it gives, and from 8 of 28
-        # alignments of three clean hours it named a faint recording an unknown song mixes in
-        # (0 of 28 with exact gaps; README, live listener). On every speed hypothesis ("all")
-        # the tolerance doubles the CPU.
+        # hits weigh by how rare their hash is, as `identify`'s do. The nominal hypothesis'
+        # time gaps: "auto" (the default) starts exact and takes `identify`'s ±1 frame once
+        # the songs announced show that the room moves their peaks (smear.py): in a room the
+        # tolerance finds about three times a song's hits, while on a dry chain it adds only
+        # coincidences and, from 8 of 28 capture alignments of three clean hours, named a
+        # faint recording that an unknown song mixes in (README, live listener). A number
+        # fixes it; on every speed hypothesis ("all") it doubles the CPU.
+        self._room = RoomSmear() if listen.time_tolerance == "auto" else None
+        fixed = 0 if self._room is not None else int(listen.time_tolerance)
         everywhere = listen.time_tolerance_speeds == "all"
         live = replace(self.params, query_hash=replace(
             self.params.query_hash, fanout=listen.query_fanout,
-            dt_tolerance=float(listen.time_tolerance if everywhere else 0)))
+            dt_tolerance=float(fixed if everywhere else 0)))
         self.session = MatchSession(catalog, params=live, speeds=speeds,
-                                    nominal_dt_tolerance=float(listen.time_tolerance),
+                                    nominal_dt_tolerance=float(fixed),
                                     claim_tolerance_s=CLAIM_TOLERANCE_S,
                                     rarity_weight=listen.rarity_weight, rolling_nominal=True)
+        # the last window's peaks, for measuring the room on a song just announced
+        self._recent_peaks: deque[np.ndarray] = deque()
         self.frame_s = self.params.frame_seconds
         self.nowplaying = NowPlaying(
             frame_s=self.frame_s, stamp=stamp,
             params=NowPlayingParams(max_p=max(1e-12, 1.0 - listen.min_confidence),
                                     window_s=listen.window_s, lost_after_s=listen.lost_after_s,
                                     resume_within_s=listen.resume_within_s,
-                                    recent_beyond_chance=listen.time_tolerance > 0),
+                                    recent_beyond_chance=fixed > 0),
         )
         self.stats = PipelineStats()
         self._next_eval = EVAL_INTERVAL_S
@@ -124,6 +130,8 @@ class Pipeline:
         x = self.resampler.process(mono)
         peaks = self.peaks.process(x)
         self.session.add_peaks(peaks, self.peaks.frames_final)
+        if self._room is not None:
+            self._keep_recent_peaks(peaks)
         self.stats.audio_s += block.shape[0] / self.sample_rate
         self.stats.blocks += 1
         events: list[EventBase] = []
@@ -146,6 +154,8 @@ class Pipeline:
         self._quiet = momentary is None or momentary < self.listen.silence_lufs
         before = self.nowplaying.state
         events = self.nowplaying.update(now, self.session, self._quiet)
+        if self._room is not None and any(e.event == "match" for e in events):
+            self._measure_room()
         if before in ("idle", "ended") and self.nowplaying.state == "candidate":
             self.meter.mark()   # the song report's loudness starts about where the song was found
         for ended in self.nowplaying.take_ended():
@@ -156,6 +166,36 @@ class Pipeline:
         # evidence older than the window is no longer needed (a playing song keeps its own)
         self.session.evict((now - self.listen.window_s) / self.frame_s)
         return events
+
+    def _keep_recent_peaks(self, peaks: np.ndarray) -> None:
+        if len(peaks):
+            self._recent_peaks.append(peaks.copy())
+        oldest = self.peaks.frames_final - self.listen.window_s / self.frame_s
+        while self._recent_peaks and float(self._recent_peaks[0]["time"].max()) < oldest:
+            self._recent_peaks.popleft()
+
+    def _measure_room(self) -> None:
+        """A song was just announced: its hits at its place in the window's peaks, with exact
+        gaps and with the tolerance, tell how much the room moves peaks; the nominal
+        hypothesis' tolerance follows the last few songs' verdict (smear.py). About 10-20 ms
+        per announcement on a 10-hour catalog."""
+        song = self.nowplaying.song
+        if self._room is None or song is None or not self._recent_peaks:
+            return
+        exact, tolerant = hits_at_place(
+            self.catalog, self.session.params, np.concatenate(list(self._recent_peaks)),
+            song.match.track.track_id, song.offset_frames, song.match.speed,
+            self.nowplaying.params.offset_tolerance_s / self.frame_s, self.listen.rarity_weight)
+        self._room.add(exact, tolerant)
+        frames = self._room.tolerance
+        self.session.set_nominal_tolerance(frames)
+        # with tolerant hashes a playing song's recent hits must beat its coincidence rate too
+        self.nowplaying.params = replace(self.nowplaying.params, recent_beyond_chance=frames > 0)
+
+    @property
+    def time_tolerance(self) -> int:
+        """Frames by which the nominal hypothesis' time gaps may be off now."""
+        return int(self.session.query_hash_params(1.0).dt_tolerance)
 
     def _speeds_to_hash(self) -> tuple[float, ...] | None:
         """While a song plays: its speed, the hypotheses next to it and the nominal one (a
