@@ -185,7 +185,7 @@ class Pipeline:
         exact, tolerant = hits_at_place(
             self.catalog, self.session.params, np.concatenate(list(self._recent_peaks)),
             song.match.track.track_id, song.offset_frames, song.match.speed,
-            self.nowplaying.params.offset_tolerance_s / self.frame_s, self.listen.rarity_weight)
+            self.nowplaying.params.offset_tolerance_s / self.frame_s)
         self._room.add(exact, tolerant)
         frames = self._room.tolerance
         self.session.set_nominal_tolerance(frames)
