@@ -12,19 +12,14 @@ from earshot.config import ListenSection
 from earshot.ingest import ingest_audio
 from earshot.pipeline import Pipeline
 from music import add_noise, song
-from catalogs import song_catalog
 
 RATE = 48000
 HOP = RATE // 4
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    path = tmp_path_factory.mktemp("live") / "catalog"
-    songs = song_catalog(path, range(300, 305), 60.0, RATE)
-    cat = Catalog.open(path, readonly=True)
-    yield path, cat, songs
-    cat.close()
+def catalog(live_catalog):
+    return live_catalog
 
 
 def run(pipeline, x):

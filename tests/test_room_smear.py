@@ -4,8 +4,6 @@ exact time gaps, on a dry chain about as many; the nominal hypothesis takes the 
 only in the first case. Real catalogs (LMDB) of synthetic songs, the real pipeline."""
 import numpy as np
 import pytest
-from catalogs import song_catalog
-from earshot.catalog import Catalog
 from earshot.config import ListenSection, load_config
 from earshot.errors import ConfigError
 from earshot.pipeline import Pipeline
@@ -17,11 +15,9 @@ HOP = RATE // 4
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    path = tmp_path_factory.mktemp("smear") / "catalog"
-    songs = song_catalog(path, range(300, 305), 60.0, RATE)
-    with Catalog.open(path, readonly=True) as cat:
-        yield cat, list(songs.values())[:3]
+def catalog(live_catalog):
+    _, cat, songs = live_catalog
+    return cat, list(songs.values())[:3]
 
 
 def reverberant(x: np.ndarray, seed: int) -> np.ndarray:
