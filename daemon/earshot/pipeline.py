@@ -168,6 +168,9 @@ class Pipeline:
         return events
 
     def _keep_recent_peaks(self, peaks: np.ndarray) -> None:
+        """Per hop: the window's peaks (a copy: the extractor's array is a slice of a larger
+        scratch), a hop's peaks dropped once its latest is out (a hop's peaks come up to a
+        frame out of order, hence the max)."""
         if len(peaks):
             self._recent_peaks.append(peaks.copy())
         oldest = self.peaks.frames_final - self.listen.window_s / self.frame_s

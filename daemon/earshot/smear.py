@@ -49,8 +49,9 @@ def hits_at_place(catalog: Catalog, params: FingerprintParams, peaks: np.ndarray
             hashes, times = hashes[order], times[order]
             own = _postings_of_track(catalog, txn, np.unique(hashes), track_id)
             # each posting of the track meets every query hash equal to its own
-            lo = np.searchsorted(hashes, own["hash"].astype(np.uint32), side="left")
-            hi = np.searchsorted(hashes, own["hash"].astype(np.uint32), side="right")
+            theirs = own["hash"].astype(np.uint32)
+            lo = np.searchsorted(hashes, theirs, side="left")
+            hi = np.searchsorted(hashes, theirs, side="right")
             n = 0
             for a, b, frame in zip(lo, hi, own["time"].astype(np.float64)):
                 n += int(np.count_nonzero(np.abs(frame - times[a:b] - offset_frames) <= tolerance_frames))
